@@ -1,0 +1,46 @@
+#include "cpu/block_sizes.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace linear_ext::cpu {
+namespace {
+
+struct CacheSizes {
+  int64_t l1, l2, l3;  // bytes per core for L1/L2; the whole shared L3
+};
+
+int64_t sysconf_or(int name, int64_t fallback) {
+  const long v = sysconf(name);
+  return v > 0 ? v : fallback;
+}
+
+const CacheSizes& cache_sizes() {
+  // Fallbacks (when the OS does not say) are those of a typical AVX2 server core.
+  static const CacheSizes sizes = {
+      sysconf_or(_SC_LEVEL1_DCACHE_SIZE, 32 << 10),
+      sysconf_or(_SC_LEVEL2_CACHE_SIZE, 512 << 10),
+      sysconf_or(_SC_LEVEL3_CACHE_SIZE, 16 << 20),
+  };
+  return sizes;
+}
+
+int64_t round_down(int64_t x, int64_t multiple) { return std::max(multiple, x / multiple * multiple); }
+
+}  // namespace
+
+BlockSizes block_sizes(int mr, int nr, size_t elem_size) {
+  const CacheSizes& cache = cache_sizes();
+  const auto elem = static_cast<int64_t>(elem_size);
+  // Half of L1 holds the KC×NR sliver of B that a micro-kernel re-reads for every MR rows; the
+  // other half is left to the streaming A sliver and the C tile.
+  const int64_t kc = std::clamp<int64_t>(round_down(cache.l1 / 2 / (nr * elem), 16), 64, 1024);
+  // Half of L2 holds the MC×KC block of A that is reused for every NR columns of the panel.
+  const int64_t mc = std::clamp<int64_t>(round_down(cache.l2 / 2 / (kc * elem), mr), mr, 64 * mr);
+  // Half of L3 holds the KC×NC panel of B, shared by all threads.
+  const int64_t nc = std::clamp<int64_t>(round_down(cache.l3 / 2 / (kc * elem), nr), nr, 512 * nr);
+  return {mc, kc, nc};
+}
+
+}  // namespace linear_ext::cpu

@@ -1,0 +1,19 @@
+// Goto/BLIS cache blocking for the CPU GEMM, derived from this CPU's cache sizes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace linear_ext::cpu {
+
+struct BlockSizes {
+  int64_t mc;  // rows of the packed A block (a multiple of MR): MC×KC stays in L2
+  int64_t kc;  // depth of one rank-KC update: a KC×NR sliver of packed B stays in L1
+  int64_t nc;  // columns of the packed B panel (a multiple of NR): KC×NC stays in L3
+};
+
+// Block sizes for a micro-kernel of mr×nr elements of elem_size bytes. Depends only on the CPU
+// and the kernel, never on the thread count, so results are identical for any thread count.
+BlockSizes block_sizes(int mr, int nr, size_t elem_size);
+
+}  // namespace linear_ext::cpu

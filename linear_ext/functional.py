@@ -1,0 +1,27 @@
+"""linear(input, weight, bias=None): torch.nn.functional.linear's semantics on our kernels."""
+
+from torch import Tensor
+
+from .function import LinearFunction
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = input·weightᵀ + bias for input (*, in_features), weight (out_features, in_features).
+
+    Returns (*, out_features). The leading dimensions are flattened into one batch dimension,
+    as a view whenever the input's strides allow it.
+    """
+    # Plain checks rather than torch._check: Dynamo cannot trace a message closure over tensors.
+    if input.dim() == 0:
+        raise RuntimeError("linear: input must have at least 1 dimension, got a 0-d tensor")
+    if weight.dim() != 2:
+        raise RuntimeError(f"linear: weight must be 2-D, got shape {list(weight.shape)}")
+    if input.shape[-1] != weight.shape[1]:
+        raise RuntimeError(
+            f"linear: input of shape {list(input.shape)} has {input.shape[-1]} features but weight of shape "
+            f"{list(weight.shape)} expects in_features={weight.shape[1]}"
+        )
+    batch_shape = input.shape[:-1]
+    input_2d = input.unsqueeze(0) if input.dim() == 1 else input.flatten(0, -2)
+    output = LinearFunction.apply(input_2d, weight, bias)
+    return output.view(*batch_shape, weight.shape[0])

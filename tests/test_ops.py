@@ -1,0 +1,160 @@
+"""Parity of the three ops with torch (float64 references) over shapes, layouts and dtypes."""
+
+import pytest
+import torch
+
+from conftest import DEVICES, DTYPES
+from linear_ext import ops
+from reference import assert_gemm_close, backward_input_reference, backward_weight_reference, forward_reference
+
+SIZES = [1, 3, 17, 127, 129, 1031]
+# Every size on every dimension (M, N, K), the others at awkward mid sizes, plus small corners.
+SHAPES = sorted(
+    {(s, 65, 127) for s in SIZES} | {(33, s, 127) for s in SIZES} | {(129, 17, s) for s in SIZES}
+    | {(1, 1, 1), (3, 3, 3), (1, 1031, 1031), (1031, 1, 1031), (1031, 1031, 1)}
+)
+
+
+def rand(*shape, dtype, device):
+    return torch.randn(*shape, dtype=dtype, device=device)
+
+
+def check_forward(x, w, b):
+    exact, magnitude = forward_reference(x, w, b)
+    assert_gemm_close(ops.linear_forward(x, w, b), exact, magnitude, x.shape[1])
+
+
+def check_backward_input(dy, w):
+    exact, magnitude = backward_input_reference(dy, w)
+    assert_gemm_close(ops.linear_backward_input(dy, w), exact, magnitude, dy.shape[1])
+
+
+def check_backward_weight(dy, x, bias_grad=True):
+    dw, db = ops.linear_backward_weight(dy, x, bias_grad)
+    dw_exact, dw_mag, db_exact, db_mag = backward_weight_reference(dy, x)
+    assert_gemm_close(dw, dw_exact, dw_mag, dy.shape[0])
+    if bias_grad:
+        assert_gemm_close(db, db_exact, db_mag, dy.shape[0])
+    else:
+        assert db.shape == (0,)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M,N,K", SHAPES)
+def test_forward_matches_torch(M, N, K, dtype, device):
+    check_forward(rand(M, K, dtype=dtype, device=device), rand(N, K, dtype=dtype, device=device),
+                  rand(N, dtype=dtype, device=device))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M,N,K", SHAPES)
+def test_backward_input_matches_torch(M, N, K, dtype, device):
+    check_backward_input(rand(M, N, dtype=dtype, device=device), rand(N, K, dtype=dtype, device=device))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M,N,K", SHAPES)
+def test_backward_weight_matches_torch(M, N, K, dtype, device):
+    check_backward_weight(rand(M, N, dtype=dtype, device=device), rand(M, K, dtype=dtype, device=device))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_forward_without_bias(dtype, device):
+    check_forward(rand(37, 70, dtype=dtype, device=device), rand(45, 70, dtype=dtype, device=device), None)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_backward_weight_without_bias_grad(device):
+    check_backward_weight(rand(37, 45, dtype=torch.float32, device=device),
+                          rand(37, 70, dtype=torch.float32, device=device), bias_grad=False)
+
+
+# --- Layouts: every operand as a non-contiguous, offset, transposed or broadcast view ---------------
+
+def as_layout(t, layout):
+    """A tensor equal to the 1-D or 2-D `t`, laid out in memory as `layout` says."""
+    if layout == "contiguous":
+        return t
+    if layout == "transposed":  # column-major: the transpose of a contiguous tensor
+        return t.t().contiguous().t() if t.dim() == 2 else t
+    if layout == "strided":  # every other element of a wider tensor
+        wide = torch.empty(*t.shape[:-1], 2 * t.shape[-1], dtype=t.dtype, device=t.device)
+        wide[..., ::2] = t
+        return wide[..., ::2]
+    if layout == "offset":  # a view starting 5 elements (unaligned) into its storage
+        flat = torch.empty(t.numel() + 5, dtype=t.dtype, device=t.device)
+        view = flat[5:].view(t.shape)
+        view.copy_(t)
+        assert view.storage_offset() == 5
+        return view
+    raise ValueError(layout)
+
+
+LAYOUTS = ["contiguous", "transposed", "strided", "offset"]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("layout_a", LAYOUTS)
+@pytest.mark.parametrize("layout_b", LAYOUTS)
+def test_all_ops_on_views(layout_a, layout_b, dtype, device):
+    M, N, K = 41, 35, 67
+    x = rand(M, K, dtype=dtype, device=device)
+    w = rand(N, K, dtype=dtype, device=device)
+    b = rand(N, dtype=dtype, device=device)
+    dy = rand(M, N, dtype=dtype, device=device)
+    check_forward(as_layout(x, layout_a), as_layout(w, layout_b), as_layout(b, layout_b))
+    check_backward_input(as_layout(dy, layout_a), as_layout(w, layout_b))
+    check_backward_weight(as_layout(dy, layout_a), as_layout(x, layout_b))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_broadcast_weight_and_bias(device):
+    """Zero-stride (expanded) operands read the same element repeatedly."""
+    x = rand(19, 23, dtype=torch.float32, device=device)
+    w = rand(1, 23, dtype=torch.float32, device=device).expand(31, 23)
+    b = rand(1, dtype=torch.float32, device=device).expand(31)
+    check_forward(x, w, b)
+    check_backward_input(rand(19, 31, dtype=torch.float32, device=device), w)
+    check_backward_weight(rand(19, 31, dtype=torch.float32, device=device).expand(19, 31), x)
+
+
+# --- Empty problems ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M,N,K", [(0, 5, 7), (5, 0, 7), (5, 7, 0), (0, 0, 0)])
+def test_empty_dimensions(M, N, K, dtype, device):
+    """An empty batch gives an empty output; K == 0 gives the bias (or zeros); sums over nothing are zero."""
+    x, w, b = rand(M, K, dtype=dtype, device=device), rand(N, K, dtype=dtype, device=device), rand(N, dtype=dtype, device=device)
+    dy = rand(M, N, dtype=dtype, device=device)
+    y = ops.linear_forward(x, w, b)
+    assert y.shape == (M, N)
+    torch.testing.assert_close(y, b.expand(M, N) if K == 0 else y, rtol=0, atol=0)
+    assert ops.linear_backward_input(dy, w).shape == (M, K)
+    dw, db = ops.linear_backward_weight(dy, x, True)
+    assert dw.shape == (N, K) and db.shape == (N,)
+    check_forward(x, w, b)
+    check_backward_input(dy, w)
+    check_backward_weight(dy, x)
+
+
+# --- Determinism -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cpu_results_identical_across_thread_counts(num_threads, dtype):
+    x, w, b = rand(300, 700, dtype=dtype, device="cpu"), rand(260, 700, dtype=dtype, device="cpu"), rand(260, dtype=dtype, device="cpu")
+    dy = rand(300, 260, dtype=dtype, device="cpu")
+
+    def run():
+        return [ops.linear_forward(x, w, b), ops.linear_backward_input(dy, w), *ops.linear_backward_weight(dy, x, True)]
+
+    num_threads(1)
+    single = run()
+    num_threads(2)
+    for a, b_ in zip(single, run()):
+        assert torch.equal(a, b_)
