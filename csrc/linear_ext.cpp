@@ -8,7 +8,7 @@
 #include <Python.h>
 #include <torch/library.h>
 
-#include "cpu/kernels/microkernel.h"
+#include "cpu/kernels/kernels.h"
 
 // The Python module linear_ext._C: importing it loads this library and runs the registrations.
 // Its one function reports which CPU micro-kernels were selected (for benchmarks and bug reports).

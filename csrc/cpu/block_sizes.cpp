@@ -33,13 +33,14 @@ int64_t round_down(int64_t x, int64_t multiple) { return std::max(multiple, x / 
 BlockSizes block_sizes(int mr, int nr, size_t elem_size) {
   const CacheSizes& cache = cache_sizes();
   const auto elem = static_cast<int64_t>(elem_size);
-  // Half of L1 holds the KC×NR sliver of B that a micro-kernel re-reads for every MR rows; the
-  // other half is left to the streaming A sliver and the C tile.
-  const int64_t kc = std::clamp<int64_t>(round_down(cache.l1 / 2 / (nr * elem), 16), 64, 1024);
-  // Half of L2 holds the MC×KC block of A that is reused for every NR columns of the panel.
-  const int64_t mc = std::clamp<int64_t>(round_down(cache.l2 / 2 / (kc * elem), mr), mr, 64 * mr);
-  // Half of L3 holds the KC×NC panel of B, shared by all threads.
-  const int64_t nc = std::clamp<int64_t>(round_down(cache.l3 / 2 / (kc * elem), nr), nr, 512 * nr);
+  // Half of L1 holds the MR×KC sliver of A that the micro-kernel broadcasts from for every NR
+  // columns of the B block; the rest is for B's stream and the C tile. KC ≥ 128 amortises the
+  // C tile's load and store; KC ≤ 384 keeps the B block wide.
+  const int64_t kc = std::clamp<int64_t>(round_down(cache.l1 / 2 / (mr * elem), 64), 128, 384);
+  // Half of L2 holds the KC×NC block of B, streamed through once per MR rows of the A panel.
+  const int64_t nc = std::clamp<int64_t>(round_down(cache.l2 / 2 / (kc * elem), nr), nr, 64 * nr);
+  // A quarter of L3 holds the MC×KC panel of A, re-read for every B block.
+  const int64_t mc = std::clamp<int64_t>(round_down(cache.l3 / 4 / (kc * elem), mr), mr, 1024 / mr * mr);
   return {mc, kc, nc};
 }
 

@@ -1,4 +1,4 @@
-// Goto/BLIS cache blocking for the CPU GEMM, derived from this CPU's cache sizes.
+// Cache blocking for the CPU GEMM (loop order in gemm.cpp), derived from this CPU's cache sizes.
 #pragma once
 
 #include <cstddef>
@@ -7,13 +7,13 @@
 namespace linear_ext::cpu {
 
 struct BlockSizes {
-  int64_t mc;  // rows of the packed A block (a multiple of MR): MC×KC stays in L2
-  int64_t kc;  // depth of one rank-KC update: a KC×NR sliver of packed B stays in L1
-  int64_t nc;  // columns of the packed B panel (a multiple of NR): KC×NC stays in L3
+  int64_t mc;  // rows of the packed A panel (a multiple of MR): MC×KC stays in L3
+  int64_t kc;  // depth of one rank-KC update: an MR×KC sliver of A stays in L1
+  int64_t nc;  // columns of the packed B block (a multiple of NR): KC×NC stays in L2
 };
 
 // Block sizes for a micro-kernel of mr×nr elements of elem_size bytes. Depends only on the CPU
-// and the kernel, never on the thread count, so results are identical for any thread count.
+// and the kernel, never on the thread count (KC fixes the summation order).
 BlockSizes block_sizes(int mr, int nr, size_t elem_size);
 
 }  // namespace linear_ext::cpu

@@ -1,16 +1,27 @@
-// Goto/BLIS GEMM driver: the blocking loops shared by every layout and ISA (loop names as in BLIS).
+// The CPU GEMM driver: the blocking loops shared by every layout and ISA (loop names as in BLIS).
 //
-//   jc: NC-column panels of B and C
-//     pc: KC-deep rank updates; the KC×NC panel of B is packed once (threads split its slivers)
-//       ic: MC-row blocks of A and C, in parallel (split further by columns when blocks are few);
-//           each thread packs its own MC×KC block of A
-//         jr: NR-column slivers of the panel (a B sliver stays in L1)
-//           ir: MR-row slivers of the block → one micro-kernel call per MR×NR tile
+// Threads: C is cut into a grid of tm × tn blocks, one per thread, each computed independently by
+// the serial loops below with its own packing buffers: one fork/join per GEMM and nothing shared
+// but read-only inputs. A block packs the rows of A and the columns of B it needs, so splitting N
+// repeats A's packing in every column block and splitting M repeats B's; the grid is chosen to
+// repeat the smaller operand.
 //
+// Serial loops over one block of C (block sizes: block_sizes.h):
+//   ic: MC-row panels of A
+//     pc: KC-deep rank updates; the MC×KC panel of A is packed (row sums added here, when wanted)
+//       jc: NC-column blocks; the KC×NC block of B is packed (it stays in L2)
+//         ir: MR-row slivers (an A sliver stays in L1 and is broadcast from)
+//           jr: NR-column slivers, streamed from L2 → one micro-kernel call per MR×NR tile of C
 // C accumulates across pc steps in acc_t: in C itself when T == acc_t, otherwise in a float
 // workspace, so that 16-bit outputs are rounded once, in the last pc step, together with the bias.
-// The blocking depends only on the shape and the CPU, and every C element and row sum is computed
-// by one thread in a fixed order, so results are bitwise identical for any thread count.
+//
+// Skinny problems (at most kSkinnyRows rows of A) are memory-bound: each B element is used about
+// once, so nothing is gained by packing a whole B panel. The forward layout (A and B both
+// contiguous along k) then runs the dot-product kernels; the others pack B one sliver at a time
+// into an L1-resident buffer, or read float/double columns of B in place.
+//
+// Determinism: the blocking depends only on the shape and the CPU, and every element of C and of
+// the row sums is computed by one thread in a fixed order: the same bits for any thread count.
 #include "cpu/gemm.h"
 
 #include <ATen/OpMathType.h>
@@ -19,144 +30,234 @@
 #include <c10/util/Half.h>
 
 #include <algorithm>
+#include <limits>
 #include <type_traits>
 
 #include "cpu/block_sizes.h"
-#include "cpu/kernels/microkernel.h"
-#include "cpu/pack.h"
+#include "cpu/kernels/kernels.h"
 #include "cpu/scratch.h"
 
 namespace linear_ext::cpu {
 namespace {
 
-// Below this many multiply-adds a GEMM stays on the calling thread: a fork/join costs more.
-constexpr double kMinParallelMacs = 64.0 * 64.0 * 64.0;
-// Largest MR×NR over all micro-kernels (12×32), for the on-stack tile of 16-bit outputs.
-constexpr int kMaxTileElems = 12 * 32;
+// A thread is given at least this many multiply-adds, which pays for a fork/join and its share
+// of the repeated packing.
+constexpr double kMinMacsPerThread = 1 << 19;
+// Up to this many rows of A the GEMM is a streaming (memory-bound) problem.
+constexpr int64_t kSkinnyRows = 16;
+// Largest MR×NR over all micro-kernels (8×48), for the on-stack tile of 16-bit outputs.
+constexpr int kMaxTileElems = 8 * 48;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
-// The calling thread owns the B panel, C workspace and bias/row-sum vectors (workers only read or
-// write disjoint parts of them inside one call); each worker owns its packed A block.
-thread_local ScratchBuffer tls_packed_b;
+// The calling thread owns the C workspace and the bias/row-sum vectors (blocks write disjoint
+// parts of them); each thread owns its packing buffers.
 thread_local ScratchBuffer tls_c_accum;
 thread_local ScratchBuffer tls_bias;
 thread_local ScratchBuffer tls_row_sums;
 thread_local ScratchBuffer tls_packed_a;
+thread_local ScratchBuffer tls_packed_b;
+
+// What every block of one GEMM shares.
+template <typename T>
+struct Plan {
+  using acc_t = at::opmath_type<T>;
+  const GemmProblem<T>& problem;
+  MicroKernel<acc_t> uk;
+  PackFn<T, acc_t> pack;
+  BlockSizes bs;
+  const acc_t* bias;  // N values, or null
+  acc_t* row_sums;    // M values, or null
+  acc_t* c_accum;     // M×N workspace for 16-bit outputs spanning several pc steps, or null
+};
+
+// Packs rows [i0, i0+mc) × columns [p0, p0+kc) of A into MR-row slivers (dst[s·MR·kc + p·MR + i]),
+// adding each packed row's values to row_sums[i - i0] in k order when row_sums is given.
+template <typename T, typename acc_t>
+void pack_a(PackFn<T, acc_t> pack, const MatrixRef<T>& a, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int mr,
+            acc_t* dst, acc_t* row_sums) {
+  pack(a.base + i0 * a.layout.rs + p0 * a.layout.cs, a.layout.rs, a.layout.cs, mc, mr, kc, dst);
+  if (!row_sums) return;
+  for (int64_t s0 = 0; s0 < mc; s0 += mr) {
+    const acc_t* sliver = dst + s0 * kc;
+    const int64_t rows = std::min<int64_t>(mr, mc - s0);
+    for (int64_t p = 0; p < kc; ++p)
+      for (int64_t i = 0; i < rows; ++i) row_sums[s0 + i] += sliver[p * mr + i];
+  }
+}
+
+// Packs columns [j0, j0+n) × rows [p0, p0+kc) of B into NR-column slivers (dst[s·NR·kc + p·NR + j]).
+template <typename T, typename acc_t>
+void pack_b(PackFn<T, acc_t> pack, const MatrixRef<T>& b, int64_t p0, int64_t kc, int64_t j0, int64_t n, int nr,
+            acc_t* dst) {
+  pack(b.base + p0 * b.layout.rs + j0 * b.layout.cs, b.layout.cs, b.layout.rs, n, nr, kc, dst);
+}
+
+// C[i0:i1, j0:j1] with the serial Goto loops; adds row sums of A's rows [i0, i1) if add_row_sums.
+template <typename T>
+void run_block(const Plan<T>& plan, int64_t i0, int64_t i1, int64_t j0, int64_t j1, bool add_row_sums) {
+  using acc_t = at::opmath_type<T>;
+  constexpr bool kAccumulateInC = std::is_same_v<T, acc_t>;
+  const GemmProblem<T>& pr = plan.problem;
+  const MatrixRef<T>& A = pr.a;
+  const MatrixRef<T>& B = pr.b;
+  const int mr = plan.uk.mr, nr = plan.uk.nr;
+  const int64_t K = pr.k(), N = pr.n();
+  const int64_t kc_max = std::min(plan.bs.kc, K);
+  acc_t* row_sums = add_row_sums ? plan.row_sums : nullptr;
+
+  // Row panels of at most MC rows, equal in size (rounded up to MR): no small leftover panel.
+  const int64_t mc = round_up(ceil_div(i1 - i0, ceil_div(i1 - i0, plan.bs.mc)), mr);
+  acc_t* packed_a = tls_packed_a.get<acc_t>(mc * kc_max);
+
+  const bool skinny = i1 - i0 <= kSkinnyRows;
+  // Skinny float/double problems read full B slivers in place when B's rows are contiguous.
+  const bool b_in_place = skinny && kAccumulateInC && B.layout.cs == 1;
+  const int64_t nc_max = std::min(plan.bs.nc, j1 - j0);
+  acc_t* packed_b = tls_packed_b.get<acc_t>(kc_max * (skinny ? nr : round_up(nc_max, nr)));
+
+  for (int64_t ic = i0; ic < i1; ic += mc) {
+    const int64_t rows = std::min(mc, i1 - ic);
+    // K == 0 still takes one (empty) step, so that C receives the bias or zeros.
+    for (int64_t pc = 0; pc == 0 || pc < K; pc += plan.bs.kc) {
+      const int64_t kc = std::min(plan.bs.kc, K - pc);
+      const bool first = pc == 0, last = pc + plan.bs.kc >= K;
+      pack_a(plan.pack, A, ic, rows, pc, kc, mr, packed_a, row_sums ? row_sums + ic : nullptr);
+
+      for (int64_t jc = j0; jc < j1; jc += plan.bs.nc) {
+        const int64_t nc = std::min(plan.bs.nc, j1 - jc);
+        if (!skinny) pack_b(plan.pack, B, pc, kc, jc, nc, nr, packed_b);
+
+        for (int64_t ir = 0; ir < rows; ir += mr) {
+          const acc_t* a_sliver = packed_a + ir * kc;
+          const int64_t row = ic + ir;
+          const int m = static_cast<int>(std::min<int64_t>(mr, rows - ir));
+          for (int64_t jr = 0; jr < nc; jr += nr) {
+            const int64_t col = jc + jr;
+            const int n = static_cast<int>(std::min<int64_t>(nr, nc - jr));
+            const acc_t* b_sliver = packed_b + jr * kc;
+            int64_t ldb = nr;
+            if (skinny) {
+              if (b_in_place && n == nr) {
+                b_sliver = reinterpret_cast<const acc_t*>(B.base + pc * B.layout.rs + col);
+                ldb = B.layout.rs;
+              } else {
+                b_sliver = packed_b;
+                pack_b(plan.pack, B, pc, kc, col, n, nr, packed_b);
+              }
+            }
+            const acc_t* tile_bias = (last && plan.bias) ? plan.bias + col : nullptr;
+            if constexpr (kAccumulateInC) {
+              T* c = pr.c + row * pr.ldc + col;
+              plan.uk.run(kc, a_sliver, b_sliver, ldb, first ? nullptr : c, pr.ldc, c, pr.ldc, tile_bias, m, n);
+            } else if (!last) {
+              acc_t* c = plan.c_accum + row * N + col;
+              plan.uk.run(kc, a_sliver, b_sliver, ldb, first ? nullptr : c, N, c, N, nullptr, m, n);
+            } else {
+              acc_t tile[kMaxTileElems];
+              const acc_t* c_in = first ? nullptr : plan.c_accum + row * N + col;
+              plan.uk.run(kc, a_sliver, b_sliver, ldb, c_in, N, tile, nr, tile_bias, m, n);
+              T* c = pr.c + row * pr.ldc + col;
+              for (int i = 0; i < m; ++i)
+                for (int j = 0; j < n; ++j) c[i * pr.ldc + j] = static_cast<T>(tile[i * nr + j]);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// The tm × tn grid of blocks (one per thread) that repeats the least packing:
+// a thread packs (M/tm)·K of A and K·(N/tn) of B.
+struct Grid {
+  int64_t rows, cols;  // per block (multiples of MR / NR)
+  int64_t tm, tn;
+};
+
+Grid plan_grid(int64_t M, int64_t N, int64_t K, int mr, int nr) {
+  const double macs = static_cast<double>(M) * N * std::max<int64_t>(K, 1);
+  const int64_t threads = std::clamp<int64_t>(static_cast<int64_t>(macs / kMinMacsPerThread), 1, at::get_num_threads());
+  int64_t best_tm = 1, best_tn = 1;
+  double best_cost = std::numeric_limits<double>::infinity();
+  for (int64_t tm = 1; tm <= threads; ++tm) {
+    if (threads % tm != 0) continue;
+    const int64_t tn = threads / tm;
+    if (tm > ceil_div(M, mr) || tn > ceil_div(std::max<int64_t>(N, 1), nr)) continue;
+    const double cost = static_cast<double>(M) / tm + static_cast<double>(N) / tn;
+    if (cost < best_cost) best_cost = cost, best_tm = tm, best_tn = tn;
+  }
+  Grid g;
+  g.rows = round_up(ceil_div(M, best_tm), mr);
+  g.cols = round_up(ceil_div(std::max<int64_t>(N, 1), best_tn), nr);
+  g.tm = ceil_div(M, g.rows);
+  g.tn = ceil_div(std::max<int64_t>(N, 1), g.cols);
+  return g;
+}
+
+// Skinny forward: dot products over contiguous rows of X and W, threads splitting the columns.
+template <typename T>
+void run_dot(const Plan<T>& plan) {
+  const GemmProblem<T>& pr = plan.problem;
+  const int64_t M = pr.m(), N = pr.n(), K = pr.k();
+  const auto dot = cpu_kernels().for_type<T>().dot;
+  const double macs = static_cast<double>(M) * N * std::max<int64_t>(K, 1);
+  const int64_t grain = macs < 2 * kMinMacsPerThread ? N : 64;
+  at::parallel_for(0, N, grain, [&](int64_t j0, int64_t j1) {
+    dot(M, j1 - j0, K, pr.a.base, pr.a.layout.rs, pr.b.base + j0 * pr.b.layout.cs, pr.b.layout.cs,
+        plan.bias ? plan.bias + j0 : nullptr, pr.c + j0, pr.ldc);
+  });
+}
 
 }  // namespace
 
 template <typename T>
 void gemm(const GemmProblem<T>& problem) {
   using acc_t = at::opmath_type<T>;
-  constexpr bool kAccumulateInC = std::is_same_v<T, acc_t>;
-
-  const MicroKernel<acc_t>& uk = cpu_kernels().get<acc_t>();
-  const int mr = uk.mr, nr = uk.nr;
-  TORCH_INTERNAL_ASSERT(mr * nr <= kMaxTileElems);
-  const BlockSizes bs = block_sizes(mr, nr, sizeof(acc_t));
-  const MatrixRef<T>& A = problem.a;
   const int64_t M = problem.m(), K = problem.k(), N = problem.n();
   if (M == 0) return;
 
-  acc_t* row_sums = problem.row_sums ? tls_row_sums.get<acc_t>(M) : nullptr;
-  if (row_sums) std::fill(row_sums, row_sums + M, acc_t(0));
-  const acc_t* bias = nullptr;
+  const IsaKernels& isa = cpu_kernels();
+  const MicroKernel<acc_t>& uk = isa.micro_kernel<acc_t>();
+  TORCH_INTERNAL_ASSERT(uk.mr * uk.nr <= kMaxTileElems);
+  Plan<T> plan{problem, uk, isa.for_type<T>().pack, block_sizes(uk.mr, uk.nr, sizeof(acc_t)), nullptr, nullptr,
+               nullptr};
+
   if (problem.bias) {
-    if constexpr (kAccumulateInC) {
-      bias = problem.bias;
+    if constexpr (std::is_same_v<T, acc_t>) {
+      plan.bias = problem.bias;
     } else {
       acc_t* converted = tls_bias.get<acc_t>(N);
       for (int64_t j = 0; j < N; ++j) converted[j] = static_cast<acc_t>(problem.bias[j]);
-      bias = converted;
+      plan.bias = converted;
     }
   }
 
-  // Row blocks of at most MC rows, equal in size (rounded up to MR) so that threads get equal work.
-  const int64_t m_blocks = std::max<int64_t>(1, ceil_div(M, bs.mc));
-  const int64_t mc = ceil_div(ceil_div(M, m_blocks), mr) * mr;
-  const int64_t kc_max = std::min(bs.kc, K);
-  acc_t* packed_b = tls_packed_b.get<acc_t>(kc_max * ceil_div(std::min(bs.nc, N), nr) * nr);
-  acc_t* c_accum = (!kAccumulateInC && K > bs.kc) ? tls_c_accum.get<acc_t>(M * N) : nullptr;
-
-  const int64_t threads = at::get_num_threads();
-  const bool parallel = static_cast<double>(M) * N * std::max<int64_t>(K, 1) >= kMinParallelMacs;
-  const int64_t serial_grain = INT64_MAX;
-
-  if (N == 0 && row_sums) {
-    // Nothing to multiply, but the row sums are still wanted: pack A for them alone, in the same
-    // blocks and order as the full GEMM would.
-    acc_t* packed_a = tls_packed_a.get<acc_t>(mc * kc_max);
-    for (int64_t pc = 0; pc < K; pc += bs.kc)
-      for (int64_t i0 = 0; i0 < M; i0 += mc)
-        pack_a(A, i0, std::min(mc, M - i0), pc, std::min(bs.kc, K - pc), mr, packed_a, row_sums + i0);
+  // Forward with few rows: both operands are contiguous along k (X rows, W rows = columns of Wᵀ).
+  if (M <= kSkinnyRows && !problem.row_sums && N > 0 && problem.a.layout.cs == 1 && problem.b.layout.rs == 1) {
+    run_dot(plan);
+    return;
   }
 
-  for (int64_t jc = 0; jc < N; jc += bs.nc) {
-    const int64_t nc = std::min(bs.nc, N - jc);
-    const int64_t n_slivers = ceil_div(nc, nr);
-    // Column chunks (whole slivers) give every thread work when there are fewer row blocks than
-    // about two per thread; each chunk's thread packs the row block's A itself.
-    int64_t chunk_slivers = n_slivers;
-    if (parallel) chunk_slivers = ceil_div(n_slivers, std::clamp<int64_t>(ceil_div(2 * threads, m_blocks), 1, n_slivers));
-    const int64_t n_chunks = ceil_div(n_slivers, chunk_slivers);
+  if (problem.row_sums) {
+    plan.row_sums = tls_row_sums.get<acc_t>(M);
+    std::fill(plan.row_sums, plan.row_sums + M, acc_t(0));
+  }
+  if (!std::is_same_v<T, acc_t> && K > plan.bs.kc) plan.c_accum = tls_c_accum.get<acc_t>(M * N);
 
-    // K == 0 still takes one (empty) step, so that C receives the bias or zeros.
-    for (int64_t pc = 0; pc == 0 || pc < K; pc += bs.kc) {
-      const int64_t kc = std::min(bs.kc, K - pc);
-      const bool first = pc == 0, last = pc + bs.kc >= K;
-
-      at::parallel_for(0, n_slivers, parallel ? 1 : serial_grain, [&](int64_t s_begin, int64_t s_end) {
-        pack_b(problem.b, pc, kc, jc, nc, nr, s_begin, s_end, packed_b);
-      });
-
-      at::parallel_for(0, m_blocks * n_chunks, parallel ? 1 : serial_grain, [&](int64_t t_begin, int64_t t_end) {
-        acc_t* packed_a = tls_packed_a.get<acc_t>(mc * kc);
-        int64_t packed_block = -1;
-        for (int64_t t = t_begin; t < t_end; ++t) {
-          const int64_t block = t / n_chunks, chunk = t % n_chunks;
-          const int64_t i0 = block * mc;
-          if (i0 >= M) continue;  // rounding mc up to MR can leave the last block empty
-          const int64_t rows = std::min(mc, M - i0);
-          if (block != packed_block) {
-            // Row sums are added by the one task that owns (block, chunk 0) of the first panel.
-            acc_t* sums = (row_sums && jc == 0 && chunk == 0) ? row_sums + i0 : nullptr;
-            pack_a(A, i0, rows, pc, kc, mr, packed_a, sums);
-            packed_block = block;
-          }
-          const int64_t s_end = std::min(n_slivers, (chunk + 1) * chunk_slivers);
-          for (int64_t s = chunk * chunk_slivers; s < s_end; ++s) {
-            const acc_t* b_sliver = packed_b + s * nr * kc;
-            const int64_t col = jc + s * nr;
-            const int n = static_cast<int>(std::min<int64_t>(nr, nc - s * nr));
-            const acc_t* tile_bias = (last && bias) ? bias + col : nullptr;
-            for (int64_t ir = 0; ir < rows; ir += mr) {
-              const acc_t* a_sliver = packed_a + ir * kc;
-              const int64_t row = i0 + ir;
-              const int m = static_cast<int>(std::min<int64_t>(mr, rows - ir));
-              if constexpr (kAccumulateInC) {
-                T* c = problem.c + row * problem.ldc + col;
-                uk.run(kc, a_sliver, b_sliver, first ? nullptr : c, problem.ldc, c, problem.ldc, tile_bias, m, n);
-              } else if (!last) {
-                acc_t* c = c_accum + row * N + col;
-                uk.run(kc, a_sliver, b_sliver, first ? nullptr : c, N, c, N, nullptr, m, n);
-              } else {
-                acc_t tile[kMaxTileElems];
-                const acc_t* c_in = first ? nullptr : c_accum + row * N + col;
-                uk.run(kc, a_sliver, b_sliver, c_in, N, tile, nr, tile_bias, m, n);
-                T* c = problem.c + row * problem.ldc + col;
-                for (int i = 0; i < m; ++i)
-                  for (int j = 0; j < n; ++j) c[i * problem.ldc + j] = static_cast<T>(tile[i * nr + j]);
-              }
-            }
-          }
-        }
-      });
+  const Grid grid = plan_grid(M, N, K, uk.mr, uk.nr);
+  at::parallel_for(0, grid.tm * grid.tn, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t bi = t / grid.tn, bj = t % grid.tn;
+      const int64_t i0 = bi * grid.rows, j0 = bj * grid.cols;
+      // Row sums come from the blocks of the first column; with N == 0 that block has no columns.
+      run_block(plan, i0, std::min(M, i0 + grid.rows), std::min(N, j0), std::min(N, j0 + grid.cols), bj == 0);
     }
-  }
+  });
 
   if (problem.row_sums)
-    for (int64_t i = 0; i < M; ++i) problem.row_sums[i] = static_cast<T>(row_sums[i]);
+    for (int64_t i = 0; i < M; ++i) problem.row_sums[i] = static_cast<T>(plan.row_sums[i]);
 }
 
 template void gemm<float>(const GemmProblem<float>&);

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "cpu/kernels/microkernel.h"
+#include "cpu/kernels/kernels.h"
 
 namespace linear_ext::cpu {
 namespace {

@@ -1,23 +1,31 @@
-// The micro-kernel body shared by every ISA (contract in microkernel.h), written once over a
-// vector-traits type V. Each ukernel_<isa>.cpp includes this after its `#pragma GCC target`, so
-// every instantiation is compiled for that ISA; V's types are per-ISA, so no two files ever
-// instantiate the same function (which would let the linker mix ISAs).
+// The micro-kernel body shared by every ISA (contract in kernels.h), written once over a
+// vector-traits type V. Each isa_<name>.cpp includes this after its `#pragma GCC target`, so every
+// instantiation is compiled for that ISA; V's types are per-ISA, so no two files ever instantiate
+// the same function (which would let the linker mix ISAs).
 //
-// V provides: T (element), Reg (register), width (elements per Reg), zero(), load(aligned ptr),
-// loadu(ptr), storeu(ptr, Reg), broadcast(T), fma(a, b, c) = a·b + c, add(a, b).
+// V provides: T (element), Reg (register), width (elements per Reg), zero(), loadu(ptr),
+// storeu(ptr, Reg), broadcast(T), fma(a, b, c) = a·b + c, add(a, b).
 #pragma once
 
 namespace linear_ext::cpu {
 
 // MR rows × NV registers per row: NR = NV·width columns; MR·NV accumulators live in registers.
-template <typename V, int MR, int NV>
-void simd_microkernel(int64_t kc, const typename V::T* a, const typename V::T* b, const typename V::T* c_in,
-                      int64_t ldc_in, typename V::T* c_out, int64_t ldc_out, const typename V::T* bias, int m,
-                      int n) {
+// PFB > 0 prefetches B that many k-steps ahead (B streams from L2 in gemm.cpp's loop order; A's
+// sliver is reused from L1).
+template <typename V, int MR, int NV, int PFB = 0>
+void simd_microkernel(int64_t kc, const typename V::T* a, const typename V::T* b, int64_t ldb,
+                      const typename V::T* c_in, int64_t ldc_in, typename V::T* c_out, int64_t ldc_out,
+                      const typename V::T* bias, int m, int n) {
   using T = typename V::T;
   using Reg = typename V::Reg;
   constexpr int W = V::width;
   constexpr int NR = NV * W;
+
+  // C is touched only after the k loop: start fetching its rows now.
+  for (int i = 0; i < m; ++i) {
+    __builtin_prefetch(c_out + i * ldc_out);
+    __builtin_prefetch(c_out + i * ldc_out + n - 1);
+  }
 
   Reg acc[MR][NV];
 #pragma GCC unroll 32
@@ -25,10 +33,16 @@ void simd_microkernel(int64_t kc, const typename V::T* a, const typename V::T* b
 #pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
 
+#pragma GCC unroll 4
   for (int64_t p = 0; p < kc; ++p) {
     Reg bv[NV];
+    if constexpr (PFB > 0) {
 #pragma GCC unroll 8
-    for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * W);
+      for (int j = 0; j < NR * static_cast<int>(sizeof(T)); j += 64)
+        __builtin_prefetch(reinterpret_cast<const char*>(b + PFB * ldb) + j);
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) bv[j] = V::loadu(b + j * W);
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i) {
       const Reg av = V::broadcast(a[i]);
@@ -36,7 +50,7 @@ void simd_microkernel(int64_t kc, const typename V::T* a, const typename V::T* b
       for (int j = 0; j < NV; ++j) acc[i][j] = V::fma(av, bv[j], acc[i][j]);
     }
     a += MR;
-    b += NR;
+    b += ldb;
   }
 
   if (m == MR && n == NR) {
@@ -51,7 +65,7 @@ void simd_microkernel(int64_t kc, const typename V::T* a, const typename V::T* b
       }
     return;
   }
-  // Edge tile: spill the registers and copy out only the m×n corner.
+  // Edge tile: spill the registers and copy out only the m×n corner (same additions, same order).
   alignas(64) T tile[MR * NR];
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i)

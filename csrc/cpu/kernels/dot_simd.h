@@ -1,0 +1,66 @@
+// The skinny-forward dot-product kernel (contract: DotKernelFn in kernels.h), written once over a
+// vector-traits type V and included by each isa_<name>.cpp after its `#pragma GCC target`.
+//
+// With few rows of X (decode-style batches) the GEMM is bound by streaming W from memory, and
+// X and W are both contiguous along k: no packing, no transposes. A block of NB rows of W is
+// dotted with MB rows of X at a time, NB·MB vector accumulators along k, reduced across lanes at
+// the end. All row blocks of X run while the NB rows of W are still in L1/L2, so W is read from
+// memory once.
+//
+// Beyond ukernel_simd.h's needs, V provides: load_from(const Src*) / load_from_partial(const Src*,
+// count) converting `width` (or count, zero-filled) Src values into a Reg, and hsum(Reg) -> T.
+#pragma once
+
+#include <algorithm>
+
+namespace linear_ext::cpu {
+
+template <typename V, typename Src, int NB, int MB>
+void simd_dot_kernel(int64_t m, int64_t n, int64_t k, const Src* x, int64_t ldx, const Src* w, int64_t ldw,
+                     const typename V::T* bias, Src* y, int64_t ldy) {
+  using T = typename V::T;
+  using Reg = typename V::Reg;
+  constexpr int W = V::width;
+  for (int64_t j0 = 0; j0 < n; j0 += NB) {
+    const int nb = static_cast<int>(std::min<int64_t>(NB, n - j0));
+    // Rows past the edge re-read the last valid row; their sums are dropped.
+    const Src* wr[NB];
+#pragma GCC unroll 8
+    for (int jj = 0; jj < NB; ++jj) wr[jj] = w + (j0 + std::min(jj, nb - 1)) * ldw;
+    for (int64_t i0 = 0; i0 < m; i0 += MB) {
+      const int mb = static_cast<int>(std::min<int64_t>(MB, m - i0));
+      const Src* xr[MB];
+#pragma GCC unroll 8
+      for (int ii = 0; ii < MB; ++ii) xr[ii] = x + (i0 + std::min(ii, mb - 1)) * ldx;
+
+      Reg acc[MB][NB];
+#pragma GCC unroll 8
+      for (int ii = 0; ii < MB; ++ii)
+#pragma GCC unroll 8
+        for (int jj = 0; jj < NB; ++jj) acc[ii][jj] = V::zero();
+      const auto step = [&](int64_t p, int count) {
+        Reg wv[NB];
+#pragma GCC unroll 8
+        for (int jj = 0; jj < NB; ++jj) wv[jj] = count == W ? V::load_from(wr[jj] + p) : V::load_from_partial(wr[jj] + p, count);
+#pragma GCC unroll 8
+        for (int ii = 0; ii < MB; ++ii) {
+          const Reg xv = count == W ? V::load_from(xr[ii] + p) : V::load_from_partial(xr[ii] + p, count);
+#pragma GCC unroll 8
+          for (int jj = 0; jj < NB; ++jj) acc[ii][jj] = V::fma(xv, wv[jj], acc[ii][jj]);
+        }
+      };
+      int64_t p = 0;
+      for (; p + W <= k; p += W) step(p, W);
+      if (p < k) step(p, static_cast<int>(k - p));
+
+      for (int ii = 0; ii < mb; ++ii)
+        for (int jj = 0; jj < nb; ++jj) {
+          T sum = V::hsum(acc[ii][jj]);
+          if (bias) sum += bias[j0 + jj];
+          y[(i0 + ii) * ldy + j0 + jj] = static_cast<Src>(sum);
+        }
+    }
+  }
+}
+
+}  // namespace linear_ext::cpu

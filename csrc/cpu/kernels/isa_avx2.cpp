@@ -1,0 +1,98 @@
+// AVX2 + FMA kernels. Micro-kernels 6×16 (float) and 6×8 (double): 12 accumulators + 2 B
+// registers + 1 broadcast A value use 15 of the 16 ymm registers, 12 FMAs per 8 loads. Dot
+// kernels (skinny forward) take 3 rows of W × 4 rows of X: 12 accumulators, 7 loads per 12 FMAs.
+//
+// Standard and c10 headers come before the target pragma so that their inline functions are
+// compiled for the baseline ISA only (the linker may pick any TU's copy of those).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "cpu/kernels/kernels.h"
+#include "cpu/kernels/pack_avx2.h"
+#include "cpu/kernels/pack_scalar.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+
+namespace linear_ext::cpu::avx2 {
+
+inline __m256i first_lanes_mask32(int count) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+struct F32 {
+  using T = float;
+  using Reg = __m256;
+  static constexpr int width = 8;
+  static Reg zero() { return _mm256_setzero_ps(); }
+  static Reg loadu(const T* p) { return _mm256_loadu_ps(p); }
+  static void storeu(T* p, Reg r) { _mm256_storeu_ps(p, r); }
+  static Reg broadcast(T x) { return _mm256_set1_ps(x); }
+  static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
+  static T hsum(Reg r) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps(r, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+  }
+  static Reg load_from(const float* p) { return _mm256_loadu_ps(p); }
+  static Reg load_from(const c10::BFloat16* p) {
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
+  }
+  static Reg load_from(const c10::Half* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static Reg load_from_partial(const float* p, int count) { return _mm256_maskload_ps(p, first_lanes_mask32(count)); }
+  template <typename Half16>  // bfloat16 / float16: stage the tail in a zeroed buffer
+  static Reg load_from_partial(const Half16* p, int count) {
+    Half16 tail[width] = {};
+    std::memcpy(tail, p, count * sizeof(Half16));
+    return load_from(tail);
+  }
+};
+
+struct F64 {
+  using T = double;
+  using Reg = __m256d;
+  static constexpr int width = 4;
+  static Reg zero() { return _mm256_setzero_pd(); }
+  static Reg loadu(const T* p) { return _mm256_loadu_pd(p); }
+  static void storeu(T* p, Reg r) { _mm256_storeu_pd(p, r); }
+  static Reg broadcast(T x) { return _mm256_set1_pd(x); }
+  static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_pd(a, b, c); }
+  static Reg add(Reg a, Reg b) { return _mm256_add_pd(a, b); }
+  static T hsum(Reg r) {
+    const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(r), _mm256_extractf128_pd(r, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+  }
+  static Reg load_from(const double* p) { return _mm256_loadu_pd(p); }
+  static Reg load_from_partial(const double* p, int count) {
+    const __m256i mask = _mm256_cmpgt_epi64(_mm256_set1_epi64x(count), _mm256_setr_epi64x(0, 1, 2, 3));
+    return _mm256_maskload_pd(p, mask);
+  }
+};
+
+}  // namespace linear_ext::cpu::avx2
+
+#include "cpu/kernels/dot_simd.h"
+#include "cpu/kernels/ukernel_simd.h"
+
+#pragma GCC pop_options
+
+namespace linear_ext::cpu {
+
+const IsaKernels kAvx2Kernels = {
+    "avx2",
+    {&simd_microkernel<avx2::F32, 6, 2>, 6, 16},
+    {&simd_microkernel<avx2::F64, 6, 2>, 6, 8},
+    {&pack_avx2_f32, &simd_dot_kernel<avx2::F32, float, 3, 4>},
+    {&pack_scalar<double, double>, &simd_dot_kernel<avx2::F64, double, 3, 4>},
+    {&pack_avx2_bf16, &simd_dot_kernel<avx2::F32, c10::BFloat16, 3, 4>},
+    {&pack_avx2_f16, &simd_dot_kernel<avx2::F32, c10::Half, 3, 4>},
+};
+
+}  // namespace linear_ext::cpu

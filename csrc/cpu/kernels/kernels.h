@@ -1,0 +1,95 @@
+// The per-ISA CPU kernels: micro-kernels, packing routines and skinny dot-product kernels. Every
+// GEMM layout runs on these; the blocking loops around them (cpu/gemm.cpp) are ISA-independent.
+#pragma once
+
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
+#include <cstdint>
+#include <type_traits>
+
+namespace linear_ext::cpu {
+
+// A micro-kernel computes one MR×NR tile of C from two panels:
+//   C_out[i][j] = (C_in ? C_in[i][j] : 0) + Σ_{p<kc} A[p·MR + i] · B[p·ldb + j] + (bias ? bias[j] : 0)
+// for i < m ≤ MR and j < n ≤ NR. A is an MR-row sliver packed k-major (zero-padded to MR). B is
+// either a packed NR-column sliver (ldb = NR, zero-padded, 64-byte aligned) or, for skinny GEMMs
+// that use each B element about once, NR full columns of the unpacked row-major operand (ldb =
+// its row stride; edge slivers are always packed). C is row-major with the given
+// leading dimensions; only its m×n corner is read or written, and C_in may alias C_out.
+// The sum over p runs in order with one FMA per step, so a tile's bits do not depend on threading.
+template <typename acc_t>
+using MicroKernelFn = void (*)(int64_t kc, const acc_t* a, const acc_t* b, int64_t ldb, const acc_t* c_in,
+                               int64_t ldc_in, acc_t* c_out, int64_t ldc_out, const acc_t* bias, int m, int n);
+
+template <typename acc_t>
+struct MicroKernel {
+  MicroKernelFn<acc_t> run;
+  int mr, nr;
+};
+
+// Packs `width` vectors of kc elements each, converted to acc_t, into ceil(width / R) k-major
+// slivers of R vectors, one after another:
+//   dst[(i / R)·R·kc + p·R + i % R] = src[i·vs + p·ks], zero-padded up to a multiple of R.
+// A-slivers are rows of A (vs = A's row stride), B-slivers columns of B (vs = B's column stride).
+template <typename T, typename acc_t>
+using PackFn = void (*)(const T* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, acc_t* dst);
+
+// Skinny forward (few rows of X, both operands contiguous along k), one dot product per output:
+//   y[i·ldy + j] = Σ_{p<k} x[i·ldx + p] · w[j·ldw + p] + (bias ? bias[j] : 0)   for i < m, j < n,
+// summed in acc_t (vector lanes, then lanes added in a fixed order) and rounded to T once.
+template <typename T, typename acc_t>
+using DotKernelFn = void (*)(int64_t m, int64_t n, int64_t k, const T* x, int64_t ldx, const T* w, int64_t ldw,
+                             const acc_t* bias, T* y, int64_t ldy);
+
+// The routines for one source dtype T (accumulating in acc_t).
+template <typename T, typename acc_t>
+struct TypeKernels {
+  PackFn<T, acc_t> pack;
+  DotKernelFn<T, acc_t> dot;
+};
+
+// Everything one ISA provides.
+struct IsaKernels {
+  const char* isa;
+  MicroKernel<float> f32;
+  MicroKernel<double> f64;
+  TypeKernels<float, float> for_f32;
+  TypeKernels<double, double> for_f64;
+  TypeKernels<c10::BFloat16, float> for_bf16;
+  TypeKernels<c10::Half, float> for_f16;
+
+  template <typename acc_t>
+  const MicroKernel<acc_t>& micro_kernel() const {
+    if constexpr (sizeof(acc_t) == sizeof(float)) {
+      return f32;
+    } else {
+      return f64;
+    }
+  }
+
+  template <typename T>
+  const auto& for_type() const {
+    if constexpr (std::is_same_v<T, float>) {
+      return for_f32;
+    } else if constexpr (std::is_same_v<T, double>) {
+      return for_f64;
+    } else if constexpr (std::is_same_v<T, c10::BFloat16>) {
+      return for_bf16;
+    } else {
+      static_assert(std::is_same_v<T, c10::Half>, "linear_ext CPU kernels support float, double, bfloat16, half");
+      return for_f16;
+    }
+  }
+};
+
+// Defined in isa_<name>.cpp, each compiled for its ISA only.
+extern const IsaKernels kGenericKernels;
+extern const IsaKernels kAvx2Kernels;
+extern const IsaKernels kAvx512Kernels;
+
+// The best kernels this CPU runs, detected once. LINEAR_EXT_CPU_ISA=generic|avx2|avx512 forces
+// a path (tests use it to cover each one); asking for one the CPU lacks is an error.
+const IsaKernels& cpu_kernels();
+
+}  // namespace linear_ext::cpu

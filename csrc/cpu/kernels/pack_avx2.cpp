@@ -1,0 +1,133 @@
+// Vectorised packing with AVX2 + F16C (see pack_avx2.h). Two strided layouts are special-cased:
+//  - ks == 1: each vector (a row of row-major A, a column of Wᵀ) is contiguous along k, so the
+//    sliver is a transpose: 8×8 blocks are loaded as 8 rows, transposed in registers and stored
+//    as 8 k-steps (4×8 blocks for leftover vectors);
+//  - vs == 1: the R values of one k-step are contiguous: a converting copy, 8 at a time.
+// Anything else (and the < 8-wide remainders) goes through the scalar packer.
+#include "cpu/kernels/pack_avx2.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "cpu/kernels/pack_scalar.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+
+namespace linear_ext::cpu {
+namespace {
+
+// 8 consecutive source values as floats.
+inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 load8(const c10::BFloat16* p) {
+  // bfloat16 is the high half of a float32: widen to 32 bits and shift into place.
+  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
+}
+inline __m256 load8(const c10::Half* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+
+// Rows r[0..3] (8 k-values each) → u[q] holds k = q in its low half and k = q + 4 in its high half.
+inline void transpose4x8(const __m256* r, __m256* u) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  u[0] = _mm256_shuffle_ps(t0, t2, 0x44);
+  u[1] = _mm256_shuffle_ps(t0, t2, 0xEE);
+  u[2] = _mm256_shuffle_ps(t1, t3, 0x44);
+  u[3] = _mm256_shuffle_ps(t1, t3, 0xEE);
+}
+
+// One sliver of n ≤ R vectors, each contiguous along k.
+template <typename T>
+void pack_transposed_sliver(const T* src, int64_t vs, int n, int R, int64_t kc, float* dst) {
+  int64_t p = 0;
+  for (; p + 8 <= kc; p += 8) {
+    float* out = dst + p * R;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+      __m256 r[8], lo[4], hi[4];
+#pragma GCC unroll 8
+      for (int q = 0; q < 8; ++q) r[q] = load8(src + (i + q) * vs + p);
+      transpose4x8(r, lo);
+      transpose4x8(r + 4, hi);
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) {
+        _mm256_storeu_ps(out + q * R + i, _mm256_permute2f128_ps(lo[q], hi[q], 0x20));
+        _mm256_storeu_ps(out + (q + 4) * R + i, _mm256_permute2f128_ps(lo[q], hi[q], 0x31));
+      }
+    }
+    for (; i + 4 <= n; i += 4) {
+      __m256 r[4], u[4];
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) r[q] = load8(src + (i + q) * vs + p);
+      transpose4x8(r, u);
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) {
+        _mm_storeu_ps(out + q * R + i, _mm256_castps256_ps128(u[q]));
+        _mm_storeu_ps(out + (q + 4) * R + i, _mm256_extractf128_ps(u[q], 1));
+      }
+    }
+    for (; i < n; ++i)
+      for (int q = 0; q < 8; ++q) out[q * R + i] = static_cast<float>(src[i * vs + p + q]);
+    for (; i < R; ++i)
+      for (int q = 0; q < 8; ++q) out[q * R + i] = 0.0f;
+  }
+  if (p < kc) pack_scalar(src + p, vs, int64_t{1}, n, R, kc - p, dst + p * R);
+}
+
+// Vectors contiguous along k: sliver by sliver, each a run of in-register transposes.
+template <typename T>
+void pack_transposed(const T* src, int64_t vs, int64_t width, int R, int64_t kc, float* dst) {
+  for (int64_t s0 = 0; s0 < width; s0 += R)
+    pack_transposed_sliver(src + s0 * vs, vs, static_cast<int>(std::min<int64_t>(R, width - s0)), R, kc,
+                           dst + s0 * kc);
+}
+
+// The values of one k-step contiguous: plain converting copies. k runs in chunks of 16 source
+// rows: within a chunk, sliver by sliver, so that reads stay on a few pages (a row of a large
+// matrix is often a page of its own) and writes go to one sliver at a time.
+template <typename T>
+void pack_copied(const T* src, int64_t ks, int64_t width, int R, int64_t kc, float* dst) {
+  constexpr int64_t kRowsPerChunk = 16;
+  for (int64_t p0 = 0; p0 < kc; p0 += kRowsPerChunk) {
+    const int64_t p1 = std::min(kc, p0 + kRowsPerChunk);
+    for (int64_t s0 = 0; s0 < width; s0 += R) {
+      const int n = static_cast<int>(std::min<int64_t>(R, width - s0));
+      for (int64_t p = p0; p < p1; ++p) {
+        const T* row = src + p * ks + s0;
+        float* out = dst + s0 * kc + p * R;
+        int i = 0;
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, load8(row + i));
+        for (; i < n; ++i) out[i] = static_cast<float>(row[i]);
+        for (; i < R; ++i) out[i] = 0.0f;
+      }
+    }
+  }
+}
+
+template <typename T>
+void pack(const T* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, float* dst) {
+  if (ks == 1 && vs != 1) {
+    pack_transposed(src, vs, width, R, kc, dst);
+  } else if (vs == 1) {
+    pack_copied(src, ks, width, R, kc, dst);
+  } else {
+    pack_scalar(src, vs, ks, width, R, kc, dst);
+  }
+}
+
+}  // namespace
+
+void pack_avx2_f32(const float* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, float* dst) {
+  pack(src, vs, ks, width, R, kc, dst);
+}
+void pack_avx2_bf16(const c10::BFloat16* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, float* dst) {
+  pack(src, vs, ks, width, R, kc, dst);
+}
+void pack_avx2_f16(const c10::Half* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, float* dst) {
+  pack(src, vs, ks, width, R, kc, dst);
+}
+
+}  // namespace linear_ext::cpu
+
+#pragma GCC pop_options

@@ -1,0 +1,25 @@
+// The portable packing routine (contract: PackFn in kernels.h): any strides, any source dtype.
+// The vectorised packers (pack_avx2.cpp) fall back to it for strides they do not special-case.
+#pragma once
+
+#include <cstdint>
+
+namespace linear_ext::cpu {
+
+template <typename T, typename acc_t>
+void pack_scalar(const T* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, acc_t* dst) {
+  for (int64_t s0 = 0; s0 < width; s0 += R, src += R * vs, dst += R * kc) {
+    const int64_t n = width - s0 < R ? width - s0 : R;
+    if (ks == 1) {  // walk each vector along k: contiguous reads
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t p = 0; p < kc; ++p) dst[p * R + i] = static_cast<acc_t>(src[i * vs + p]);
+    } else {
+      for (int64_t p = 0; p < kc; ++p)
+        for (int64_t i = 0; i < n; ++i) dst[p * R + i] = static_cast<acc_t>(src[i * vs + p * ks]);
+    }
+    for (int64_t p = 0; p < kc; ++p)
+      for (int64_t i = n; i < R; ++i) dst[p * R + i] = acc_t(0);
+  }
+}
+
+}  // namespace linear_ext::cpu
