@@ -44,4 +44,12 @@ BlockSizes block_sizes(int mr, int nr, size_t elem_size) {
   return {mc, kc, nc};
 }
 
+BlockSizes skinny_block_sizes(int mr, int nr, size_t elem_size, int64_t n) {
+  const int64_t row_bytes = std::max<int64_t>(n, 1) * static_cast<int64_t>(elem_size);
+  // KC full rows of B in half of L1 where they fit, else 16: few enough rows for the hardware
+  // prefetchers to follow each one as a stream, enough to amortise the C tile's load and store.
+  const int64_t kc = std::clamp<int64_t>(round_down(cache_sizes().l1 / 2 / row_bytes, 8), 16, 256);
+  return {1024 / mr * mr, kc, std::max<int64_t>(n, nr)};
+}
+
 }  // namespace linear_ext::cpu

@@ -16,9 +16,11 @@
 // workspace, so that 16-bit outputs are rounded once, in the last pc step, together with the bias.
 //
 // Skinny problems (at most kSkinnyRows rows of A) are memory-bound: each B element is used about
-// once, so nothing is gained by packing a whole B panel. The forward layout (A and B both
-// contiguous along k) then runs the dot-product kernels; the others pack B one sliver at a time
-// into an L1-resident buffer, or read float/double columns of B in place.
+// once, so nothing is gained by packing a whole B block. The forward layout (A and B both
+// contiguous along k) then runs the dot-product kernels; the others take B in chunks of a few
+// full rows (skinny_block_sizes) so that it streams row by row, reading float/double slivers in
+// place or packing one sliver at a time into an L1-resident buffer. With at most four rows of A and
+// row-major B, B's rows stream through the row-streaming kernels instead, in address order.
 //
 // Determinism: the blocking depends only on the shape and the CPU, and every element of C and of
 // the row sums is computed by one thread in a fixed order: the same bits for any thread count.
@@ -58,6 +60,7 @@ thread_local ScratchBuffer tls_bias;
 thread_local ScratchBuffer tls_row_sums;
 thread_local ScratchBuffer tls_packed_a;
 thread_local ScratchBuffer tls_packed_b;
+thread_local ScratchBuffer tls_rowstream_acc;
 
 // What every block of one GEMM shares.
 template <typename T>
@@ -66,6 +69,7 @@ struct Plan {
   const GemmProblem<T>& problem;
   MicroKernel<acc_t> uk;
   PackFn<T, acc_t> pack;
+  bool skinny;  // at most kSkinnyRows rows: B is streamed, never packed as a block
   BlockSizes bs;
   const acc_t* bias;  // N values, or null
   acc_t* row_sums;    // M values, or null
@@ -111,7 +115,7 @@ void run_block(const Plan<T>& plan, int64_t i0, int64_t i1, int64_t j0, int64_t 
   const int64_t mc = round_up(ceil_div(i1 - i0, ceil_div(i1 - i0, plan.bs.mc)), mr);
   acc_t* packed_a = tls_packed_a.get<acc_t>(mc * kc_max);
 
-  const bool skinny = i1 - i0 <= kSkinnyRows;
+  const bool skinny = plan.skinny;
   // Skinny float/double problems read full B slivers in place when B's rows are contiguous.
   const bool b_in_place = skinny && kAccumulateInC && B.layout.cs == 1;
   const int64_t nc_max = std::min(plan.bs.nc, j1 - j0);
@@ -210,6 +214,22 @@ void run_dot(const Plan<T>& plan) {
   });
 }
 
+// Fewest rows with row-major B: B's rows stream through once, threads splitting the columns.
+template <typename T>
+void run_rowstream(const Plan<T>& plan) {
+  using acc_t = at::opmath_type<T>;
+  const GemmProblem<T>& pr = plan.problem;
+  const int64_t M = pr.m(), N = pr.n(), K = pr.k();
+  const auto rowstream = cpu_kernels().for_type<T>().rowstream;
+  const double macs = static_cast<double>(M) * N * std::max<int64_t>(K, 1);
+  const int64_t grain = macs < 2 * kMinMacsPerThread ? N : 256;
+  at::parallel_for(0, N, grain, [&](int64_t j0, int64_t j1) {
+    acc_t* acc = tls_rowstream_acc.get<acc_t>(M * (j1 - j0));
+    rowstream(M, j1 - j0, K, pr.a.base, pr.a.layout.rs, pr.a.layout.cs, pr.b.base + j0 * pr.b.layout.cs,
+              pr.b.layout.rs, plan.bias ? plan.bias + j0 : nullptr, pr.c + j0, pr.ldc, acc);
+  });
+}
+
 }  // namespace
 
 template <typename T>
@@ -221,8 +241,10 @@ void gemm(const GemmProblem<T>& problem) {
   const IsaKernels& isa = cpu_kernels();
   const MicroKernel<acc_t>& uk = isa.micro_kernel<acc_t>();
   TORCH_INTERNAL_ASSERT(uk.mr * uk.nr <= kMaxTileElems);
-  Plan<T> plan{problem, uk, isa.for_type<T>().pack, block_sizes(uk.mr, uk.nr, sizeof(acc_t)), nullptr, nullptr,
-               nullptr};
+  const bool skinny = M <= kSkinnyRows;
+  const BlockSizes bs = skinny ? skinny_block_sizes(uk.mr, uk.nr, sizeof(acc_t), N)
+                               : block_sizes(uk.mr, uk.nr, sizeof(acc_t));
+  Plan<T> plan{problem, uk, isa.for_type<T>().pack, skinny, bs, nullptr, nullptr, nullptr};
 
   if (problem.bias) {
     if constexpr (std::is_same_v<T, acc_t>) {
@@ -235,8 +257,13 @@ void gemm(const GemmProblem<T>& problem) {
   }
 
   // Forward with few rows: both operands are contiguous along k (X rows, W rows = columns of Wᵀ).
-  if (M <= kSkinnyRows && !problem.row_sums && N > 0 && problem.a.layout.cs == 1 && problem.b.layout.rs == 1) {
+  if (skinny && !problem.row_sums && N > 0 && problem.a.layout.cs == 1 && problem.b.layout.rs == 1) {
     run_dot(plan);
+    return;
+  }
+  // Fewest rows with row-major B (the input grad at decode batch sizes).
+  if (M <= kRowStreamMaxRows && !problem.row_sums && N > 0 && problem.b.layout.cs == 1) {
+    run_rowstream(plan);
     return;
   }
 

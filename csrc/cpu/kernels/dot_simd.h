@@ -13,6 +13,8 @@
 
 #include <algorithm>
 
+#include "cpu/kernels/kernels.h"
+
 namespace linear_ext::cpu {
 
 template <typename V, typename Src, int NB, int MB>
@@ -50,7 +52,12 @@ void simd_dot_kernel(int64_t m, int64_t n, int64_t k, const Src* x, int64_t ldx,
         }
       };
       int64_t p = 0;
-      for (; p + W <= k; p += W) step(p, W);
+      for (; p + W <= k; p += W) {
+        // W streams from memory: fetch it a few cache lines ahead of use.
+#pragma GCC unroll 8
+        for (int jj = 0; jj < NB; ++jj) __builtin_prefetch(wr[jj] + p + kPrefetchBytes / sizeof(Src));
+        step(p, W);
+      }
       if (p < k) step(p, static_cast<int>(k - p));
 
       for (int ii = 0; ii < mb; ++ii)

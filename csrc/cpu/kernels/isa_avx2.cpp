@@ -79,6 +79,7 @@ struct F64 {
 }  // namespace linear_ext::cpu::avx2
 
 #include "cpu/kernels/dot_simd.h"
+#include "cpu/kernels/rowstream_simd.h"
 #include "cpu/kernels/ukernel_simd.h"
 
 #pragma GCC pop_options
@@ -89,10 +90,10 @@ const IsaKernels kAvx2Kernels = {
     "avx2",
     {&simd_microkernel<avx2::F32, 6, 2>, 6, 16},
     {&simd_microkernel<avx2::F64, 6, 2>, 6, 8},
-    {&pack_avx2_f32, &simd_dot_kernel<avx2::F32, float, 3, 4>},
-    {&pack_scalar<double, double>, &simd_dot_kernel<avx2::F64, double, 3, 4>},
-    {&pack_avx2_bf16, &simd_dot_kernel<avx2::F32, c10::BFloat16, 3, 4>},
-    {&pack_avx2_f16, &simd_dot_kernel<avx2::F32, c10::Half, 3, 4>},
+    {&pack_avx2_f32, &simd_dot_kernel<avx2::F32, float, 3, 4>, &simd_rowstream_kernel<avx2::F32, float, kRowStreamMaxRows>},
+    {&pack_scalar<double, double>, &simd_dot_kernel<avx2::F64, double, 3, 4>, &simd_rowstream_kernel<avx2::F64, double, kRowStreamMaxRows>},
+    {&pack_avx2_bf16, &simd_dot_kernel<avx2::F32, c10::BFloat16, 3, 4>, &simd_rowstream_kernel<avx2::F32, c10::BFloat16, kRowStreamMaxRows>},
+    {&pack_avx2_f16, &simd_dot_kernel<avx2::F32, c10::Half, 3, 4>, &simd_rowstream_kernel<avx2::F32, c10::Half, kRowStreamMaxRows>},
 };
 
 }  // namespace linear_ext::cpu

@@ -74,6 +74,7 @@ struct F64 {
 }  // namespace linear_ext::cpu::avx512
 
 #include "cpu/kernels/dot_simd.h"
+#include "cpu/kernels/rowstream_simd.h"
 #include "cpu/kernels/ukernel_simd.h"
 
 #pragma GCC pop_options
@@ -84,10 +85,10 @@ const IsaKernels kAvx512Kernels = {
     "avx512",
     {&simd_microkernel<avx512::F32, 8, 3, 8>, 8, 48},
     {&simd_microkernel<avx512::F64, 8, 3, 8>, 8, 24},
-    {&pack_avx2_f32, &simd_dot_kernel<avx512::F32, float, 4, 4>},
-    {&pack_scalar<double, double>, &simd_dot_kernel<avx512::F64, double, 4, 4>},
-    {&pack_avx2_bf16, &simd_dot_kernel<avx512::F32, c10::BFloat16, 4, 4>},
-    {&pack_avx2_f16, &simd_dot_kernel<avx512::F32, c10::Half, 4, 4>},
+    {&pack_avx2_f32, &simd_dot_kernel<avx512::F32, float, 4, 4>, &simd_rowstream_kernel<avx512::F32, float, kRowStreamMaxRows>},
+    {&pack_scalar<double, double>, &simd_dot_kernel<avx512::F64, double, 4, 4>, &simd_rowstream_kernel<avx512::F64, double, kRowStreamMaxRows>},
+    {&pack_avx2_bf16, &simd_dot_kernel<avx512::F32, c10::BFloat16, 4, 4>, &simd_rowstream_kernel<avx512::F32, c10::BFloat16, kRowStreamMaxRows>},
+    {&pack_avx2_f16, &simd_dot_kernel<avx512::F32, c10::Half, 4, 4>, &simd_rowstream_kernel<avx512::F32, c10::Half, kRowStreamMaxRows>},
 };
 
 }  // namespace linear_ext::cpu

@@ -29,6 +29,7 @@ struct Scalar {
 }  // namespace linear_ext::cpu::generic
 
 #include "cpu/kernels/dot_simd.h"
+#include "cpu/kernels/rowstream_simd.h"
 #include "cpu/kernels/ukernel_simd.h"
 
 namespace linear_ext::cpu {
@@ -39,10 +40,10 @@ const IsaKernels kGenericKernels = {
     "generic",
     {&simd_microkernel<Scalar<float>, 4, 8>, 4, 8},
     {&simd_microkernel<Scalar<double>, 4, 8>, 4, 8},
-    {&pack_scalar<float, float>, &simd_dot_kernel<Scalar<float>, float, 4, 4>},
-    {&pack_scalar<double, double>, &simd_dot_kernel<Scalar<double>, double, 4, 4>},
-    {&pack_scalar<c10::BFloat16, float>, &simd_dot_kernel<Scalar<float>, c10::BFloat16, 4, 4>},
-    {&pack_scalar<c10::Half, float>, &simd_dot_kernel<Scalar<float>, c10::Half, 4, 4>},
+    {&pack_scalar<float, float>, &simd_dot_kernel<Scalar<float>, float, 4, 4>, &simd_rowstream_kernel<Scalar<float>, float, kRowStreamMaxRows>},
+    {&pack_scalar<double, double>, &simd_dot_kernel<Scalar<double>, double, 4, 4>, &simd_rowstream_kernel<Scalar<double>, double, kRowStreamMaxRows>},
+    {&pack_scalar<c10::BFloat16, float>, &simd_dot_kernel<Scalar<float>, c10::BFloat16, 4, 4>, &simd_rowstream_kernel<Scalar<float>, c10::BFloat16, kRowStreamMaxRows>},
+    {&pack_scalar<c10::Half, float>, &simd_dot_kernel<Scalar<float>, c10::Half, 4, 4>, &simd_rowstream_kernel<Scalar<float>, c10::Half, kRowStreamMaxRows>},
 };
 
 }  // namespace linear_ext::cpu

@@ -42,11 +42,23 @@ template <typename T, typename acc_t>
 using DotKernelFn = void (*)(int64_t m, int64_t n, int64_t k, const T* x, int64_t ldx, const T* w, int64_t ldw,
                              const acc_t* bias, T* y, int64_t ldy);
 
+// Fewest rows of A, row-major B (unit column stride), each B row read once in address order:
+//   y[i·ldy + j] = Σ_{p<k} a[i·a_rs + p·a_cs] · b[p·ldb + j] + (bias ? bias[j] : 0)   for i < m ≤ 4, j < n,
+// summed in p order in `acc` (m·n acc_t of scratch) and rounded to T once.
+template <typename T, typename acc_t>
+using RowStreamFn = void (*)(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_rs, int64_t a_cs, const T* b,
+                             int64_t ldb, const acc_t* bias, T* y, int64_t ldy, acc_t* acc);
+constexpr int64_t kRowStreamMaxRows = 4;
+
+// How far ahead (bytes) the streaming kernels prefetch the operand they read from memory once.
+constexpr int kPrefetchBytes = 1024;
+
 // The routines for one source dtype T (accumulating in acc_t).
 template <typename T, typename acc_t>
 struct TypeKernels {
   PackFn<T, acc_t> pack;
   DotKernelFn<T, acc_t> dot;
+  RowStreamFn<T, acc_t> rowstream;
 };
 
 // Everything one ISA provides.
