@@ -7,7 +7,13 @@ Each is computed only when ctx.needs_input_grad asks for it.
 
 The backward ops are differentiable too (their grads are again our three ops), so double backward
 works as it does for nn.Linear. LinearFunction's formula is also registered as the forward op's
-autograd, so calling torch.ops.linear_ext.linear_forward directly is differentiable as well.
+autograd, so torch.ops.linear_ext.linear_forward is differentiable by itself; functional.linear
+calls the op that way, where torch.autocast's casts (dispatched before autograd) compose with it
+exactly as with torch's own matmuls.
+
+Autocast and LinearFunction: its forward runs the op under the caller's autocast state (the op
+casts to the autocast dtype), so its backward re-enters that state, as torch.amp.custom_bwd does:
+the backward ops then see one dtype, and autograd casts the grads back to the inputs' dtypes.
 """
 
 import torch
@@ -18,6 +24,9 @@ from . import ops
 def _setup_forward(ctx, inputs, output):
     input, weight, bias = inputs
     ctx.has_bias = bias is not None
+    ctx.device_type = output.device.type
+    autocast = torch.amp.is_autocast_available(ctx.device_type) and torch.is_autocast_enabled(ctx.device_type)
+    ctx.autocast_dtype = torch.get_autocast_dtype(ctx.device_type) if autocast else None
     # Save only what the requested grads read: dX needs W, dW needs X.
     ctx.save_for_backward(
         input if ctx.needs_input_grad[1] else None,
@@ -26,6 +35,13 @@ def _setup_forward(ctx, inputs, output):
 
 
 def _backward_forward(ctx, grad_out):
+    if ctx.autocast_dtype is None:
+        return _linear_grads(ctx, grad_out)
+    with torch.autocast(ctx.device_type, dtype=ctx.autocast_dtype):
+        return _linear_grads(ctx, grad_out)
+
+
+def _linear_grads(ctx, grad_out):
     input, weight = ctx.saved_tensors
     need_input, need_weight, need_bias = ctx.needs_input_grad
     need_bias = need_bias and ctx.has_bias

@@ -2,7 +2,8 @@
 
 from torch import Tensor
 
-from .function import LinearFunction
+from . import function  # noqa: F401  (registers the ops' autograd)
+from . import ops
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -23,5 +24,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         )
     batch_shape = input.shape[:-1]
     input_2d = input.unsqueeze(0) if input.dim() == 1 else input.flatten(0, -2)
-    output = LinearFunction.apply(input_2d, weight, bias)
+    # The op itself is differentiable (function.py registers LinearFunction's formula for it), and
+    # calling it through the dispatcher lets torch.autocast cast its inputs before autograd.
+    output = ops.linear_forward(input_2d, weight, bias)
     return output.view(*batch_shape, weight.shape[0])
