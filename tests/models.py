@@ -62,13 +62,13 @@ def tiny_encoder(seed: int = 0, **kwargs) -> TinyEncoder:
     return TinyEncoder(**kwargs)
 
 
-def mlp(seed: int = 0, sizes=(20, 64, 48, 5)) -> nn.Sequential:
+def mlp(seed: int = 0, sizes=(20, 64, 48, 5), norm: bool = True) -> nn.Sequential:
+    """Linear layers with LayerNorm (when `norm`) and ReLU between them."""
     torch.manual_seed(seed)
     layers = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers += [nn.Linear(n_in, n_out), nn.LayerNorm(n_out), nn.ReLU()] if i < len(sizes) - 2 else [
-            nn.Linear(n_in, n_out)]
-    return nn.Sequential(*layers)
+    for n_in, n_out in zip(sizes[:-2], sizes[1:-1]):
+        layers += [nn.Linear(n_in, n_out)] + ([nn.LayerNorm(n_out)] if norm else []) + [nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(sizes[-2], sizes[-1]))
 
 
 def encoder_loss(outputs, targets):
@@ -84,13 +84,3 @@ def encoder_batch(batch: int = 3, seq: int = 7, vocab: int = 50, classes: int = 
     tokens = torch.randint(0, vocab, (batch, seq), generator=g)
     labels = torch.randint(0, classes, (batch,), generator=g)
     return tokens.to(device), labels.to(device)
-
-
-def count_linear(model: nn.Module) -> dict[str, int]:
-    """How many modules of each exact Linear type the model holds (shared modules counted once)."""
-    counts: dict[str, int] = {}
-    for m in model.modules():
-        if isinstance(m, nn.Linear):
-            name = f"{type(m).__module__}.{type(m).__qualname__}"
-            counts[name] = counts.get(name, 0) + 1
-    return counts
