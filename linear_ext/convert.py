@@ -12,9 +12,13 @@ linear_ext.Linear), also when wrapped by torch.nn.utils.parametrize (weight_norm
 orthogonal; their class is a per-module subclass generated for that module). Subclasses are left
 alone: a subclass may override forward or add state we know nothing of, and some are never called
 as modules at all, e.g. nn.MultiheadAttention's out_proj (NonDynamicallyQuantizableLinear), whose
-weight the attention op reads directly. An nn.LazyLinear becomes an nn.Linear on its first forward;
-convert after that. Convert before torch.compile and before FSDP's fully_shard (which retypes the
-module itself); DDP wraps the same parameters either way.
+weight the attention op reads directly; so in torch's nn.Transformer* layers only the feed-forward
+linear1/linear2 switch. An nn.LazyLinear becomes an nn.Linear on its first forward; convert after that.
+
+Order with wrappers: convert before FSDP's fully_shard, which retypes each sharded module to a
+generated FSDP subclass that is then left alone. DDP keeps the same modules and parameters, so
+either order works. Converting a model after torch.compile works, but costs a recompilation on the
+next call (Dynamo guards on the module types).
 """
 
 import fnmatch

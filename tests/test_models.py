@@ -132,3 +132,24 @@ def test_deterministic_algorithms_mode_encoder(deterministic_algorithms):
     default = train_steps(replace_linear(tiny_encoder()), batch, encoder_loss_fn)
     deterministic_algorithms(True)
     assert_bitwise_equal(train_steps(replace_linear(tiny_encoder()), batch, encoder_loss_fn), default)
+
+
+def test_converting_a_compiled_model_recompiles_onto_our_ops():
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+
+    torch._dynamo.reset()
+    graphs = []
+
+    def capture(gm, example_inputs):
+        graphs.append({str(n.target) for n in gm.graph.nodes if n.op == "call_function"})
+        return make_boxed_func(gm.forward)
+
+    model = mlp()
+    compiled = torch.compile(model, fullgraph=True, backend=aot_autograd(fw_compiler=capture))
+    x = torch.randn(3, 20)
+    expected = compiled(x)
+    replace_linear(compiled)  # reaches the model through the compiled wrapper
+    torch.testing.assert_close(compiled(x), expected, rtol=1e-5, atol=1e-6)
+    uses_ours = [any(t.startswith("linear_ext.") for t in targets) for targets in graphs]
+    assert uses_ours == [False, True]
