@@ -3,6 +3,7 @@
 from . import functional, ops
 from .function import LinearFunction
 from ._library import WITH_CUDA
+from .convert import replace_linear, to_torch_linear
 from .modules import Linear
 
-__all__ = ["Linear", "LinearFunction", "WITH_CUDA", "functional", "ops"]
+__all__ = ["Linear", "LinearFunction", "WITH_CUDA", "functional", "ops", "replace_linear", "to_torch_linear"]
