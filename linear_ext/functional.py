@@ -1,5 +1,6 @@
 """linear(input, weight, bias=None): torch.nn.functional.linear's semantics on our kernels."""
 
+import torch
 from torch import Tensor
 
 from . import function  # noqa: F401  (registers the ops' autograd)
@@ -27,4 +28,8 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     # The op itself is differentiable (function.py registers LinearFunction's formula for it), and
     # calling it through the dispatcher lets torch.autocast cast its inputs before autograd.
     output = ops.linear_forward(input_2d, weight, bias)
-    return output.view(*batch_shape, weight.shape[0])
+    if input.dim() == 2:
+        return output
+    # Not a view of the 2-D result (as torch.matmul does): an in-place op on a view output would
+    # bypass hooks wrapping this layer's output (FSDP re-gathers weights through them).
+    return torch.ops.aten._unsafe_view(output, (*batch_shape, weight.shape[0]))

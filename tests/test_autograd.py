@@ -140,3 +140,11 @@ def test_in_features_zero_gives_bias():
     y.sum().backward()
     assert x.grad.shape == (4, 0) and w.grad.shape == (3, 0)
     torch.testing.assert_close(b.grad, torch.full((3,), 4.0))
+
+
+@pytest.mark.parametrize("shape", [(6, 7), (2, 3, 7)])
+def test_output_is_not_a_view(shape):
+    """Like F.linear/matmul, the output owns its result: in-place ops on it keep autograd hooks
+    registered on the layer output (FSDP relies on them)."""
+    out = functional.linear(torch.randn(*shape), torch.randn(5, 7), torch.randn(5))
+    assert not out._is_view()

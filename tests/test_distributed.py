@@ -219,12 +219,7 @@ def test_fsdp1_matches_single_process_training(name, results, references):
     check(name, results, references)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "linear_ext.functional.linear returns output.view(...), a view even for 2-D inputs, where F.linear "
-    "returns a plain tensor. FSDP hooks a unit's output for its pre-backward all-gather; an in-place op "
-    "on a view output drops that hook, and backward then runs on the resharded weight (FSDP2: "
-    "'setStorage: ... out of bounds for storage of size 0'; FSDP1: 'expected to be in states "
-    "[FORWARD_BACKWARD] but current state is IDLE'). The *_inplace_torch controls pass."))
 @pytest.mark.parametrize("name", ["fsdp2_inplace", "fsdp1_inplace"])
 def test_fsdp_inplace_residual_on_our_output(name, results, references):
+    """An in-place residual onto our layer's output keeps FSDP's output hooks (it is not a view)."""
     check(name, results, references)
