@@ -61,7 +61,7 @@ def as_layout(t, layout):
         view = flat[1:].view(t.shape)
         view.copy_(t)
         return view
-    if layout == "offset8":  # 16-byte aligned for 16-bit types, not for float/double
+    if layout == "offset8":  # a view at a 16-byte aligned storage offset: still the vector path
         flat = torch.empty(t.numel() + 8, dtype=t.dtype, device=t.device)
         view = flat[8:].view(t.shape)
         view.copy_(t)

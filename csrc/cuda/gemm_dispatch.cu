@@ -9,13 +9,15 @@
 // operands on sm_90 with 16-byte aligned k-contiguous rows and M above the kSmallM range.
 //
 // Configuration table (choose_plan):
-//   family  tile     when                     split-K: target blocks/SM, min k-tiles per split, max splits
-//   mma     kSmallM  M ≤ 16 (decode)          3, 4, 32     memory-bound: spread the weight read over all SMs
-//   mma     kLarge   otherwise                1, 8, 16
-//   simt    kSmall   float, M ≤ 32            4, 32, 32
-//   simt    kLarge   otherwise                1, 64, 16
-// Split-K is used only when the output has fewer tiles than the target; the workspace is capped at
-// 2^25 partial elements. Splits depend only on the shape and the GPU's SM count, so results are
+//   family  tile     when              resident blocks/SM   min k-tiles/split   max splits
+//   mma     kSmallM  M ≤ 16 (decode)   3 (72 KiB smem)      4                   32
+//   mma     kLarge   otherwise         2 (96 KiB smem)      8                   16
+//   simt    kSmall   float, M ≤ 32     5                    32                  32
+//   simt    kLarge   otherwise         2 (float), 3 (double; 1 for 16-bit)  64  16
+// Split-K: K is split floor(wave / tiles) ways, wave = resident blocks/SM × SMs (capped by the
+// columns above), so that the blocks of a split problem fill one wave without a tail, and the
+// decode shapes stream their weights from every SM; no split when the tiles alone fill a wave.
+// The workspace is capped at 2^25 partial elements. Splits depend only on the shape and the GPU's SM count, so results are
 // bitwise reproducible on a given GPU model.
 // Overrides for tests and experiments (read per call): LINEAR_EXT_CUDA_KERNEL=simt forces the
 // CUDA-core family; LINEAR_EXT_CUDA_SPLIT_K=n forces n splits (clamped to the number of k-tiles).
@@ -69,7 +71,7 @@ const DeviceInfo& current_device_info() {
 enum class Family { kSimt, kMma };
 
 struct SplitRule {
-  int blocks_per_sm;        // split until tiles·splits reaches this many blocks per SM
+  int blocks_per_sm;        // blocks of this kernel resident per SM: one wave = blocks_per_sm · SMs
   int min_k_tiles_per_split;
   int max_splits;
 };
@@ -108,11 +110,11 @@ Plan choose_plan(const GemmProblem<T>& p, const DeviceInfo& dev) {
   if constexpr (!std::is_same_v<T, double>) {
     if (mma) {
       const MmaTile tile = M <= 16 ? MmaTile::kSmallM : MmaTile::kLarge;
-      if (dev.smem_optin >= mma_smem_bytes<T>(tile)) {
+      if (dev.smem_optin >= mma_smem_bytes<T>(tile) + 1024) {  // + the static row-sum scratch
         plan.family = Family::kMma;
         plan.mma_tile = tile;
         plan.shape = mma_tile_shape<T>(tile);
-        plan.rule = tile == MmaTile::kSmallM ? SplitRule{3, 4, 32} : SplitRule{1, 8, 16};
+        plan.rule = tile == MmaTile::kSmallM ? SplitRule{3, 4, 32} : SplitRule{2, 8, 16};
         return plan;
       }
     }
@@ -120,7 +122,10 @@ Plan choose_plan(const GemmProblem<T>& p, const DeviceInfo& dev) {
   {
     plan.simt_tile = std::is_same_v<T, float> && M <= 32 ? SimtTile::kSmall : SimtTile::kLarge;
     plan.shape = simt_tile_shape<T>(plan.simt_tile);
-    plan.rule = plan.simt_tile == SimtTile::kSmall ? SplitRule{4, 32, 32} : SplitRule{1, 64, 16};
+    plan.rule = plan.simt_tile == SimtTile::kSmall ? SplitRule{5, 32, 32}
+                : std::is_same_v<T, float>         ? SplitRule{2, 64, 16}
+                : std::is_same_v<T, double>        ? SplitRule{3, 64, 16}
+                                                   : SplitRule{1, 64, 16};
   }
   return plan;
 }
@@ -165,8 +170,8 @@ int choose_splits(const Plan& plan, int64_t M, int64_t N, int64_t K, int sms, in
   if (const int forced = forced_splits(); forced > 0) {
     splits = std::min<int64_t>(forced, std::max<int64_t>(k_tiles, 1));
   } else {
-    const int64_t target = static_cast<int64_t>(plan.rule.blocks_per_sm) * sms;
-    if (tiles < target) splits = (target + tiles - 1) / tiles;
+    const int64_t wave = static_cast<int64_t>(plan.rule.blocks_per_sm) * sms;
+    splits = wave / tiles;
     splits = std::min<int64_t>({splits, plan.rule.max_splits, k_tiles / plan.rule.min_k_tiles_per_split});
     if (M * N > 0) splits = std::min<int64_t>(splits, kMaxPartialElements / (M * N));
     splits = std::max<int64_t>(splits, 1);

@@ -86,25 +86,30 @@ struct TileLoader {
   static constexpr int CHUNKS = ROW_ELEMS / VEC;
   using Tile = SwizzledTile<ROWS, CHUNKS>;
   static constexpr int PER_THREAD = ROWS * CHUNKS / THREADS;
+  static constexpr int ROW_STEP = THREADS / CHUNKS;
   static_assert(ROW_ELEMS % VEC == 0, "shared rows hold whole 16-byte chunks");
   static_assert((ROWS * CHUNKS) % THREADS == 0, "every thread copies the same number of chunks of a tile");
+  static_assert(THREADS % CHUNKS == 0, "THREADS must be a multiple of the chunks per shared row");
 
   const T* base;
   int64_t so, si, o_end, i_end;
   bool vec;  // si == 1 and every chunk start is 16-byte aligned (vector_ok)
 
+  // Vector path. THREADS is a multiple of CHUNKS, so all of a thread's chunks sit in one chunk
+  // column c, ROW_STEP rows apart: one source pointer, one bounds check along the row.
   __device__ __forceinline__ void load(char* tile, int64_t o0, int64_t i0) const {
     if (!vec) return load_elements(tile, o0, i0);
+    const int row0 = static_cast<int>(threadIdx.x) / CHUNKS, c = static_cast<int>(threadIdx.x) % CHUNKS;
+    const int64_t gi = i0 + static_cast<int64_t>(c) * VEC;
+    const int64_t left = i_end - gi;
+    const int valid_bytes = (left <= 0 ? 0 : left >= VEC ? VEC : static_cast<int>(left)) * static_cast<int>(sizeof(T));
+    const T* src = base + (o0 + row0) * so + gi;
 #pragma unroll
     for (int q = 0; q < PER_THREAD; ++q) {
-      const int e = static_cast<int>(threadIdx.x) + q * THREADS;
-      const int r = e / CHUNKS, c = e % CHUNKS;
-      const int64_t go = o0 + r, gi = i0 + static_cast<int64_t>(c) * VEC;
+      const int r = row0 + q * ROW_STEP;
       char* dst = tile + Tile::chunk_offset(r, c);
-      const int64_t left = go < o_end ? i_end - gi : 0;
-      const int valid = left <= 0 ? 0 : left >= VEC ? VEC : static_cast<int>(left);
-      if (valid > 0)
-        ptx::cp_async_16(ptx::smem_addr(dst), base + go * so + gi, valid * static_cast<int>(sizeof(T)));
+      if (valid_bytes > 0 && o0 + r < o_end)
+        ptx::cp_async_16(ptx::smem_addr(dst), src + static_cast<int64_t>(q) * ROW_STEP * so, valid_bytes);
       else
         *reinterpret_cast<uint4*>(dst) = make_uint4(0, 0, 0, 0);
     }
