@@ -2,12 +2,13 @@
 that scripts/gpu_check.sh hands to compute-sanitizer (memcheck, racecheck). Exits non-zero on a
 wrong result.
 
-Paths (csrc/cuda/gemm_dispatch.cu): mma kLarge (layouts KK, KN, MN) and kSmallM (KK, KN) for
+Paths (csrc/cuda/gemm_dispatch.cu): mma kLarge (layouts KK, KN, MN), kSmallM (KK, KN) and kDecode (KK) for
 float16 / bfloat16 / TF32; simt kLarge and kSmall (float), kLarge (double, and 16-bit when forced);
 16-byte cp.async / vector loads and element loads (storage offset 1, strided, m-contiguous A with
 k-contiguous B); split-K with the reduce kernel; row sums (bias grad) incl. an empty N.
 """
 
+import argparse
 import os
 import sys
 
@@ -52,6 +53,10 @@ def run_case(label, M, N, K, dtype, layout, tol):
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layouts", default="contiguous,offset1,x_transposed,strided",
+                        help="operand layouts to run (comma-separated); fewer for the slower sanitizers")
+    layouts = parser.parse_args().layouts.split(",")
     torch.manual_seed(0)
     tol = {torch.float64: 1e-12, torch.float32: 1e-4, torch.bfloat16: 2e-2, torch.float16: 4e-3}
     ok = True
@@ -60,13 +65,14 @@ def main():
         for tf32 in ([False, True] if dtype == torch.float32 else [False]):
             torch.backends.cuda.matmul.allow_tf32 = tf32
             t = 5e-3 if tf32 else tol[dtype]
-            for layout in ("contiguous", "offset1", "x_transposed", "strided"):
+            for layout in layouts:
                 for M, N, K in cases:
                     label = f"{dtype} tf32={tf32} {layout} {M}x{N}x{K}"
                     ok &= run_case(label, M, N, K, dtype, layout, t)
             os.environ["LINEAR_EXT_CUDA_SPLIT_K"] = "2"
             ok &= run_case(f"{dtype} tf32={tf32} split-K", 20, 24, 300, dtype, "contiguous", t)
             ok &= run_case(f"{dtype} tf32={tf32} split-K N=0", 20, 0, 300, dtype, "contiguous", t)
+            ok &= run_case(f"{dtype} tf32={tf32} split-K small M", 5, 40, 600, dtype, "contiguous", t)
             del os.environ["LINEAR_EXT_CUDA_SPLIT_K"]
         if dtype in (torch.bfloat16, torch.float16):
             os.environ["LINEAR_EXT_CUDA_KERNEL"] = "simt"

@@ -80,10 +80,12 @@ def as_layout(t, layout):
 
 
 # --- Dispatch branches at their tile sizes ±1 ---------------------------------------------------------
-# mma kLarge: 128×128 tiles, BK 64 (16-bit) / 32 (tf32); mma kSmallM: M ≤ 16, 16×128 tiles;
+# mma kLarge: 128×128 tiles, BK 64 (16-bit) / 32 (tf32). M ≤ 16: the forward (k-contiguous X and
+# W) takes mma kDecode, 16×32 tiles with BK 128 / 64, backward_input mma kSmallM, 16×128 tiles.
 # simt kLarge: 128×128 (double 64×64), BK 8 (16 for the 16-bit fallback); simt kSmall: float M ≤ 32.
 MMA_LARGE = [(127, 129, 63), (128, 128, 64), (129, 127, 65), (17, 257, 33), (200, 130, 31)]
-MMA_SMALL_M = [(m, 129, 65) for m in (1, 2, 3, 8, 15, 16)] + [(1, 300, 7), (16, 127, 520)]
+MMA_SMALL_M = ([(m, 129, 65) for m in (1, 2, 3, 8, 15, 16)] + [(1, 300, 7), (16, 127, 520)]
+               + [(1, 31, 127), (8, 32, 128), (16, 33, 129), (4, 4096, 4096), (2, 1024, 4096)])
 SIMT = [(127, 129, 7), (128, 128, 8), (129, 127, 9), (63, 65, 17), (65, 63, 16)]
 SIMT_SMALL = [(1, 129, 9), (31, 127, 64), (32, 128, 8), (33, 130, 100)]
 # Few output tiles and a long K: split along K (automatically) and reduced in a second kernel.

@@ -8,17 +8,21 @@
 // A Hopper wgmma + TMA family would slot in as a third Family, tried before kMma for 16-bit
 // operands on sm_90 with 16-byte aligned k-contiguous rows and M above the kSmallM range.
 //
-// Configuration table (choose_plan):
-//   family  tile     when              resident blocks/SM   min k-tiles/split   max splits
-//   mma     kSmallM  M ≤ 16 (decode)   3 (72 KiB smem)      4                   32
-//   mma     kLarge   otherwise         2 (96 KiB smem)      8                   16
-//   simt    kSmall   float, M ≤ 32     5                    32                  32
-//   simt    kLarge   otherwise         2 (float), 3 (double; 1 for 16-bit)  64  16
+// Configuration table (choose_plan; "split below" = split K only while the output has fewer tiles
+// than this share of the SMs):
+//   family  tile     when                              blocks/SM  min k-tiles  max     split
+//                                                      resident   per split    splits  below
+//   mma     kDecode  M ≤ 16, A and B k-contiguous      3          4            32      50%
+//   mma     kSmallM  M ≤ 16, other layouts             3          4            32      100%
+//   mma     kLarge   otherwise                         2          8            16      100%
+//   simt    kSmall   float, M ≤ 32                     5          32           32      100%
+//   simt    kLarge   otherwise (float / double / 16-bit) 2 / 3 / 1  64         16      100%
 // Split-K: K is split floor(wave / tiles) ways, wave = resident blocks/SM × SMs (capped by the
-// columns above), so that the blocks of a split problem fill one wave without a tail, and the
-// decode shapes stream their weights from every SM; no split when the tiles alone fill a wave.
-// The workspace is capped at 2^25 partial elements. Splits depend only on the shape and the GPU's SM count, so results are
-// bitwise reproducible on a given GPU model.
+// columns above), so that the blocks of a split problem fill one wave without a tail and the
+// decode shapes stream their weights from every SM. kDecode's narrow tiles give the decode shapes
+// (N in the thousands) enough blocks unsplit, which saves the reduce kernel's launch. The workspace
+// is capped at 2^25 partial elements. Splits depend only on the shape and the GPU's SM count, so
+// results are bitwise reproducible on a given GPU model.
 // Overrides for tests and experiments (read per call): LINEAR_EXT_CUDA_KERNEL=simt forces the
 // CUDA-core family; LINEAR_EXT_CUDA_SPLIT_K=n forces n splits (clamped to the number of k-tiles).
 #include <c10/core/Allocator.h>
@@ -71,9 +75,10 @@ const DeviceInfo& current_device_info() {
 enum class Family { kSimt, kMma };
 
 struct SplitRule {
-  int blocks_per_sm;        // blocks of this kernel resident per SM: one wave = blocks_per_sm · SMs
+  int blocks_per_sm;  // blocks of this kernel resident per SM: one wave = blocks_per_sm · SMs
   int min_k_tiles_per_split;
   int max_splits;
+  int split_below_pct;  // split only while tiles < split_below_pct% of the SMs
 };
 
 struct Plan {
@@ -109,12 +114,17 @@ Plan choose_plan(const GemmProblem<T>& p, const DeviceInfo& dev) {
   }
   if constexpr (!std::is_same_v<T, double>) {
     if (mma) {
-      const MmaTile tile = M <= 16 ? MmaTile::kSmallM : MmaTile::kLarge;
+      const MatrixLayout& a = p.a.layout;
+      const MatrixLayout& b = p.b.layout;
+      const bool k_contiguous = a.cs == 1 && b.rs == 1;
+      const MmaTile tile = M > 16 ? MmaTile::kLarge : k_contiguous ? MmaTile::kDecode : MmaTile::kSmallM;
       if (dev.smem_optin >= mma_smem_bytes<T>(tile) + 1024) {  // + the static row-sum scratch
         plan.family = Family::kMma;
         plan.mma_tile = tile;
         plan.shape = mma_tile_shape<T>(tile);
-        plan.rule = tile == MmaTile::kSmallM ? SplitRule{3, 4, 32} : SplitRule{2, 8, 16};
+        plan.rule = tile == MmaTile::kDecode   ? SplitRule{3, 4, 32, 50}
+                    : tile == MmaTile::kSmallM ? SplitRule{3, 4, 32, 100}
+                                               : SplitRule{2, 8, 16, 100};
         return plan;
       }
     }
@@ -122,17 +132,18 @@ Plan choose_plan(const GemmProblem<T>& p, const DeviceInfo& dev) {
   {
     plan.simt_tile = std::is_same_v<T, float> && M <= 32 ? SimtTile::kSmall : SimtTile::kLarge;
     plan.shape = simt_tile_shape<T>(plan.simt_tile);
-    plan.rule = plan.simt_tile == SimtTile::kSmall ? SplitRule{5, 32, 32}
-                : std::is_same_v<T, float>         ? SplitRule{2, 64, 16}
-                : std::is_same_v<T, double>        ? SplitRule{3, 64, 16}
-                                                   : SplitRule{1, 64, 16};
+    plan.rule = plan.simt_tile == SimtTile::kSmall ? SplitRule{5, 32, 32, 100}
+                : std::is_same_v<T, float>         ? SplitRule{2, 64, 16, 100}
+                : std::is_same_v<T, double>        ? SplitRule{3, 64, 16, 100}
+                                                   : SplitRule{1, 64, 16, 100};
   }
   return plan;
 }
 
-// Operand flags. MMA: the shared-memory layout follows each operand's unit-stride dimension;
-// the one combination without a kernel (m-contiguous A with k-contiguous B, and m-contiguous A
-// for kSmallM) stages A k-major through element loads. SIMT: threads walk the unit-stride (or
+// Operand flags. MMA: the shared-memory layout follows each operand's unit-stride dimension
+// where the tile has a kernel for it (mma_supports); otherwise the operand is staged k-major
+// through element loads (m-contiguous A with k-contiguous B, m-contiguous A for kSmallM; kDecode
+// is chosen only for k-contiguous operands). SIMT: threads walk the unit-stride (or
 // smaller-stride) dimension.
 template <typename T>
 void set_operand_flags(Plan& plan, GemmArgs<T>& args) {
@@ -171,7 +182,7 @@ int choose_splits(const Plan& plan, int64_t M, int64_t N, int64_t K, int sms, in
     splits = std::min<int64_t>(forced, std::max<int64_t>(k_tiles, 1));
   } else {
     const int64_t wave = static_cast<int64_t>(plan.rule.blocks_per_sm) * sms;
-    splits = wave / tiles;
+    if (tiles * 100 < static_cast<int64_t>(plan.rule.split_below_pct) * sms) splits = wave / tiles;
     splits = std::min<int64_t>({splits, plan.rule.max_splits, k_tiles / plan.rule.min_k_tiles_per_split});
     if (M * N > 0) splits = std::min<int64_t>(splits, kMaxPartialElements / (M * N));
     splits = std::max<int64_t>(splits, 1);

@@ -9,7 +9,9 @@ namespace linear_ext::cuda {
 
 enum class MmaTile {
   kLarge,   // 128×128 output tiles, 4 warps of 64×64, 3 stages
-  kSmallM,  // 16×128 output tiles, 4 warps of 16×32, 4 stages: decode shapes (M ≤ 16), split along K
+  kSmallM,  // 16×128 output tiles, 4 warps of 16×32, 4 stages: few rows (M ≤ 16), split along K
+  kDecode,  // 16×32 output tiles, 2 warps of 16×16, 6 stages of 256-byte k-rows: M ≤ 16 with
+            // k-contiguous A and B (forward decode): enough blocks to stream the weights without split-K
 };
 
 // How A and B sit in shared memory, which decides the ldmatrix flavour: K = k-contiguous rows
@@ -22,9 +24,10 @@ enum class MmaLayout {
   kMN,  // backward_weight:  A = dYᵀ, B = X
 };
 
-// kSmallM tiles are 16 rows of A: too narrow for m-contiguous shared-memory rows.
+// kSmallM / kDecode tiles are 16 rows of A: too narrow for m-contiguous shared-memory rows, and
+// kDecode's 32 columns too narrow for n-contiguous ones.
 constexpr bool mma_supports(MmaTile tile, MmaLayout layout) {
-  return !(tile == MmaTile::kSmallM && layout == MmaLayout::kMN);
+  return tile == MmaTile::kLarge || layout == MmaLayout::kKK || (tile == MmaTile::kSmallM && layout == MmaLayout::kKN);
 }
 
 template <typename T>

@@ -5,6 +5,7 @@
 //
 // Tiling (parameters in MmaConfig below):
 //   block   BM×BN of C, THREADS = 32·(BM/WM)·(BN/WN); K in BK-deep steps, BK = 128 bytes of T
+//           (256 for kDecode: fewer, larger copies in flight per block)
 //   warp    WM×WN = (WM/16)×(WN/8) mma tiles of 16×8, fp32 accumulators in registers
 //   k-step  KSTEP = 32 bytes of T (16 halves / 8 floats) per mma: two 16-byte chunks
 // Pipeline: STAGES shared-memory buffers filled by cp.async 16-byte copies (zero-filled past the
@@ -37,11 +38,11 @@
 namespace linear_ext::cuda {
 namespace mma_detail {
 
-template <typename T, int BM_, int BN_, int WM_, int WN_, int STAGES_>
+template <typename T, int BM_, int BN_, int WM_, int WN_, int STAGES_, int K_ROW_BYTES = 128>
 struct MmaConfig {
   static constexpr int EB = sizeof(T);      // bytes per element
   static constexpr int VEC = 16 / EB;       // elements per 16-byte chunk
-  static constexpr int BK = 128 / EB;       // k-contiguous rows of 128 bytes = 8 chunks
+  static constexpr int BK = K_ROW_BYTES / EB;  // k-contiguous rows of K_ROW_BYTES (8 or 16 chunks)
   static constexpr int KSTEP = 2 * VEC;     // k per mma instruction
   static constexpr int BM = BM_, BN = BN_, WM = WM_, WN = WN_, STAGES = STAGES_;
   static constexpr int MT = WM / 16, NT = WN / 8;  // mma tiles per warp
@@ -66,6 +67,8 @@ template <typename T>
 struct MmaConfigFor<T, MmaTile::kLarge> : MmaConfig<T, 128, 128, 64, 64, 3> {};
 template <typename T>
 struct MmaConfigFor<T, MmaTile::kSmallM> : MmaConfig<T, 16, 128, 16, 32, 4> {};
+template <typename T>
+struct MmaConfigFor<T, MmaTile::kDecode> : MmaConfig<T, 16, 32, 16, 16, 6, 256> {};
 
 __device__ __forceinline__ int swz(int r) { return ((r & 3) << 1) | ((r >> 2) & 1); }
 
@@ -382,29 +385,41 @@ void launch(const GemmArgs<T>& args, int splits, cudaStream_t stream) {
 
 }  // namespace mma_detail
 
+namespace mma_detail {
+template <class Cfg>
+constexpr TileShape shape_of() {
+  return {Cfg::BM, Cfg::BN, Cfg::BK};
+}
+}  // namespace mma_detail
+
 template <typename T>
 TileShape mma_tile_shape(MmaTile tile) {
   using namespace mma_detail;
-  if (tile == MmaTile::kSmallM) return {MmaConfigFor<T, MmaTile::kSmallM>::BM, MmaConfigFor<T, MmaTile::kSmallM>::BN,
-                                        MmaConfigFor<T, MmaTile::kSmallM>::BK};
-  return {MmaConfigFor<T, MmaTile::kLarge>::BM, MmaConfigFor<T, MmaTile::kLarge>::BN,
-          MmaConfigFor<T, MmaTile::kLarge>::BK};
+  switch (tile) {
+    case MmaTile::kSmallM: return shape_of<MmaConfigFor<T, MmaTile::kSmallM>>();
+    case MmaTile::kDecode: return shape_of<MmaConfigFor<T, MmaTile::kDecode>>();
+    default: return shape_of<MmaConfigFor<T, MmaTile::kLarge>>();
+  }
 }
 
 template <typename T>
 int mma_smem_bytes(MmaTile tile) {
   using namespace mma_detail;
-  return tile == MmaTile::kSmallM ? MmaConfigFor<T, MmaTile::kSmallM>::SMEM_BYTES
-                                  : MmaConfigFor<T, MmaTile::kLarge>::SMEM_BYTES;
+  switch (tile) {
+    case MmaTile::kSmallM: return MmaConfigFor<T, MmaTile::kSmallM>::SMEM_BYTES;
+    case MmaTile::kDecode: return MmaConfigFor<T, MmaTile::kDecode>::SMEM_BYTES;
+    default: return MmaConfigFor<T, MmaTile::kLarge>::SMEM_BYTES;
+  }
 }
 
-// The instantiated (tile, layout) pairs: kSmallM has no m-contiguous A (mma_supports).
+// The instantiated (tile, layout) pairs, as mma_supports lists them.
 template <typename T>
 void launch_gemm_mma(MmaTile tile, MmaLayout layout, const GemmArgs<T>& args, int splits, cudaStream_t stream) {
   using namespace mma_detail;
   TORCH_INTERNAL_ASSERT(mma_supports(tile, layout));
   using Large = MmaConfigFor<T, MmaTile::kLarge>;
   using Small = MmaConfigFor<T, MmaTile::kSmallM>;
+  if (tile == MmaTile::kDecode) return launch<T, MmaConfigFor<T, MmaTile::kDecode>, true, true>(args, splits, stream);
   if (tile == MmaTile::kSmallM) {
     if (layout == MmaLayout::kKK) return launch<T, Small, true, true>(args, splits, stream);
     return launch<T, Small, true, false>(args, splits, stream);
