@@ -56,12 +56,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layouts", default="contiguous,offset1,x_transposed,strided",
                         help="operand layouts to run (comma-separated); fewer for the slower sanitizers")
-    layouts = parser.parse_args().layouts.split(",")
+    parser.add_argument("--dtypes", default="float32,float64,bfloat16,float16",
+                        help="dtypes to run (float32 runs with TF32 off and on)")
+    args = parser.parse_args()
+    layouts = args.layouts.split(",")
+    dtypes = [getattr(torch, d) for d in args.dtypes.split(",")]
     torch.manual_seed(0)
     tol = {torch.float64: 1e-12, torch.float32: 1e-4, torch.bfloat16: 2e-2, torch.float16: 4e-3}
     ok = True
     cases = [(33, 40, 70), (5, 40, 70), (130, 20, 9)]  # large tiles, small M, K not a multiple of 8
-    for dtype in (torch.float32, torch.float64, torch.bfloat16, torch.float16):
+    for dtype in dtypes:
         for tf32 in ([False, True] if dtype == torch.float32 else [False]):
             torch.backends.cuda.matmul.allow_tf32 = tf32
             t = 5e-3 if tf32 else tol[dtype]

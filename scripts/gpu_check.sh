@@ -91,18 +91,21 @@ run_step tests 180 "$PY" -m pytest -q -rs -p no:cacheprovider tests -k cuda \
 # 3-4. Sanitizers over one run of every kernel path on tiny shapes.
 # Some sandboxed runtimes (gVisor) refuse the sanitizers: reported, not counted as a kernel failure.
 sanitize() {
-  local tool=$1 layouts=$2
+  local tool=$1
+  shift
   local before=$FAILED
   run_step "$tool" 90 compute-sanitizer --tool "$tool" --error-exitcode 1 --print-limit 20 \
-    "$PY" scripts/cuda_kernel_paths.py --layouts "$layouts"
+    "$PY" scripts/cuda_kernel_paths.py "$@"
   if ((FAILED != before)) && grep -q "Device not supported" "$RESULTS/$tool.log"; then
     note "$tool: compute-sanitizer does not support this machine's GPU runtime; not counted as a failure"
     FAILED=$before
   fi
 }
 if command -v compute-sanitizer > /dev/null; then
-  sanitize memcheck contiguous,offset1,x_transposed,strided
-  sanitize racecheck contiguous,offset1  # shared-memory hazards: the cp.async and the element-load fills
+  sanitize memcheck
+  # Shared-memory hazards: the cp.async and the element-load fills of each kernel family
+  # (float: SIMT and TF32; bfloat16 shares its code with float16, float with double).
+  sanitize racecheck --layouts contiguous,offset1 --dtypes float32,bfloat16
 else
   note "compute-sanitizer not found: memcheck/racecheck skipped"
   FAILED=1
