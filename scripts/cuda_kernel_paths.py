@@ -53,7 +53,7 @@ def run_case(label, M, N, K, dtype, layout, tol):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Run every CUDA kernel path of linear_ext once and check it.")
     parser.add_argument("--layouts", default="contiguous,offset1,x_transposed,strided",
                         help="operand layouts to run (comma-separated); fewer for the slower sanitizers")
     parser.add_argument("--dtypes", default="float32,float64,bfloat16,float16",
