@@ -2,8 +2,9 @@
 that scripts/gpu_check.sh hands to compute-sanitizer (memcheck, racecheck). Exits non-zero on a
 wrong result.
 
-Paths (csrc/cuda/gemm_dispatch.cu): mma kLarge (layouts KK, KN, MN), kSmallM (KK, KN) and kDecode (KK) for
-float16 / bfloat16 / TF32; simt kLarge and kSmall (float), kLarge (double, and 16-bit when forced);
+Paths (csrc/cuda/gemm_dispatch.cu): mma kHuge and kLarge (layouts KK, KN, MN), kSmallM (KK, KN) and
+kDecode (KK) for float16 / bfloat16 / TF32; simt kLarge and kSmall (float), kLarge (double, and
+16-bit when forced);
 16-byte cp.async / vector loads and element loads (storage offset 1, strided, m-contiguous A with
 k-contiguous B); split-K with the reduce kernel; row sums (bias grad) incl. an empty N.
 """
@@ -78,6 +79,10 @@ def main():
             ok &= run_case(f"{dtype} tf32={tf32} split-K N=0", 20, 0, 300, dtype, "contiguous", t)
             ok &= run_case(f"{dtype} tf32={tf32} split-K small M", 5, 40, 600, dtype, "contiguous", t)
             del os.environ["LINEAR_EXT_CUDA_SPLIT_K"]
+            os.environ["LINEAR_EXT_CUDA_TILE"] = "huge"  # chosen by the table only for big problems
+            for layout in layouts[:2]:
+                ok &= run_case(f"{dtype} tf32={tf32} huge tile {layout}", 130, 260, 70, dtype, layout, t)
+            del os.environ["LINEAR_EXT_CUDA_TILE"]
         if dtype in (torch.bfloat16, torch.float16):
             os.environ["LINEAR_EXT_CUDA_KERNEL"] = "simt"
             ok &= run_case(f"{dtype} simt fallback", 33, 40, 70, dtype, "contiguous", tol[dtype])

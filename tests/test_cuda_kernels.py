@@ -80,6 +80,7 @@ def as_layout(t, layout):
 
 
 # --- Dispatch branches at their tile sizes ±1 ---------------------------------------------------------
+# mma kHuge: 128×256 tiles from ~3 waves of them (see the big shapes below and FORCED_TILES);
 # mma kLarge: 128×128 tiles, BK 64 (16-bit) / 32 (tf32). M ≤ 16: the forward (k-contiguous X and
 # W) takes mma kDecode, 16×32 tiles with BK 128 / 64, backward_input mma kSmallM, 16×128 tiles.
 # simt kLarge: 128×128 (double 64×64), BK 8 (16 for the 16-bit fallback); simt kSmall: float M ≤ 32.
@@ -90,6 +91,8 @@ SIMT = [(127, 129, 7), (128, 128, 8), (129, 127, 9), (63, 65, 17), (65, 63, 16)]
 SIMT_SMALL = [(1, 129, 9), (31, 127, 64), (32, 128, 8), (33, 130, 100)]
 # Few output tiles and a long K: split along K (automatically) and reduced in a second kernel.
 SPLIT_K = [(64, 64, 4096), (3, 700, 2100), (16, 4096, 1024), (130, 20, 2500)]
+# Big enough for kHuge (≥ 3 waves of 128×256 tiles on an H100) in the forward.
+HUGE = [(2561, 5121, 72)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -99,8 +102,8 @@ def test_dispatch_branches(M, N, K, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("M,N,K", SPLIT_K)
-def test_split_k(M, N, K, dtype):
+@pytest.mark.parametrize("M,N,K", SPLIT_K + HUGE)
+def test_split_k_and_huge_tiles(M, N, K, dtype):
     check_all_ops(M, N, K, dtype)
 
 
@@ -110,6 +113,33 @@ def test_split_k(M, N, K, dtype):
 def test_forced_split_k(M, N, K, splits, dtype, monkeypatch):
     monkeypatch.setenv("LINEAR_EXT_CUDA_SPLIT_K", str(splits))
     check_all_ops(M, N, K, dtype)
+
+
+# Every MMA tile forced on shapes at its edges (BM, BN ±1; BK ±1 for 16-bit, tf32 BK is half).
+FORCED_TILES = {
+    "huge": [(127, 255, 63), (128, 256, 64), (129, 257, 65), (300, 600, 130)],  # 128×256
+    "large": [(127, 127, 63), (129, 129, 65)],  # 128×128
+    "small_m": [(15, 127, 63), (16, 128, 64), (17, 129, 65), (40, 300, 200)],  # 16×128
+    "decode": [(15, 31, 127), (16, 32, 128), (17, 33, 129), (40, 100, 300)],  # 16×32, BK 128
+}
+
+
+@pytest.mark.parametrize("dtype", HALF_TYPES + [torch.float32])
+@pytest.mark.parametrize("tile,M,N,K", [(t, *s) for t, shapes in FORCED_TILES.items() for s in shapes])
+def test_forced_mma_tiles(tile, M, N, K, dtype, monkeypatch):
+    """float runs with TF32 on (the float tensor-core kernels), checked with the TF32 tolerance."""
+    monkeypatch.setenv("LINEAR_EXT_CUDA_TILE", tile)
+    if dtype != torch.float32:
+        check_all_ops(M, N, K, dtype)
+        return
+    torch.backends.cuda.matmul.allow_tf32 = True  # restored by the autouse fixture
+    x, w, b, dy = rand(M, K, dtype=dtype), rand(N, K, dtype=dtype), rand(N, dtype=dtype), rand(M, N, dtype=dtype)
+    assert_tf32_close(ops.linear_forward(x, w, b), *forward_reference(x, w, b))
+    assert_tf32_close(ops.linear_backward_input(dy, w), *backward_input_reference(dy, w))
+    dw, db = ops.linear_backward_weight(dy, x, True)
+    dw_exact, dw_mag, db_exact, db_mag = backward_weight_reference(dy, x)
+    assert_tf32_close(dw, dw_exact, dw_mag)
+    assert_gemm_close(db, db_exact, db_mag, M)
 
 
 @pytest.mark.parametrize("dtype", HALF_TYPES)

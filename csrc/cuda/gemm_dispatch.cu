@@ -14,6 +14,7 @@
 //                                                      resident   per split    splits  below
 //   mma     kDecode  M ≤ 16, A and B k-contiguous      3          4            32      50%
 //   mma     kSmallM  M ≤ 16, other layouts             3          4            32      100%
+//   mma     kHuge    ≥ 3 waves of 128×256 tiles        1          8            16      100%
 //   mma     kLarge   otherwise                         2          8            16      100%
 //   simt    kSmall   float, M ≤ 32                     5          32           32      100%
 //   simt    kLarge   otherwise (float / double / 16-bit) 2 / 3 / 1  64         16      100%
@@ -23,8 +24,12 @@
 // (N in the thousands) enough blocks unsplit, which saves the reduce kernel's launch. The workspace
 // is capped at 2^25 partial elements. Splits depend only on the shape and the GPU's SM count, so
 // results are bitwise reproducible on a given GPU model.
+// (kHuge and kLarge hold 1 and 2 blocks per SM: kHuge is taken only where wave quantization costs
+// little, and it falls back to kLarge on GPUs with less than 145 KiB of shared memory per block.)
 // Overrides for tests and experiments (read per call): LINEAR_EXT_CUDA_KERNEL=simt forces the
-// CUDA-core family; LINEAR_EXT_CUDA_SPLIT_K=n forces n splits (clamped to the number of k-tiles).
+// CUDA-core family; LINEAR_EXT_CUDA_TILE=huge|large|small_m|decode forces the MMA tile (decode only
+// for k-contiguous A and B, else small_m); LINEAR_EXT_CUDA_SPLIT_K=n forces n splits (clamped to
+// the number of k-tiles).
 #include <c10/core/Allocator.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAException.h>
@@ -97,6 +102,17 @@ bool force_simt() {
   return v != nullptr && std::strcmp(v, "simt") == 0;
 }
 
+// The MMA tile named by LINEAR_EXT_CUDA_TILE, or `fallback`.
+MmaTile forced_mma_tile(MmaTile fallback) {
+  const char* v = std::getenv("LINEAR_EXT_CUDA_TILE");
+  if (v == nullptr) return fallback;
+  if (std::strcmp(v, "huge") == 0) return MmaTile::kHuge;
+  if (std::strcmp(v, "large") == 0) return MmaTile::kLarge;
+  if (std::strcmp(v, "small_m") == 0) return MmaTile::kSmallM;
+  if (std::strcmp(v, "decode") == 0) return MmaTile::kDecode;
+  return fallback;
+}
+
 int forced_splits() {
   const char* v = std::getenv("LINEAR_EXT_CUDA_SPLIT_K");
   return v != nullptr ? std::max(0, std::atoi(v)) : 0;
@@ -117,13 +133,25 @@ Plan choose_plan(const GemmProblem<T>& p, const DeviceInfo& dev) {
       const MatrixLayout& a = p.a.layout;
       const MatrixLayout& b = p.b.layout;
       const bool k_contiguous = a.cs == 1 && b.rs == 1;
-      const MmaTile tile = M > 16 ? MmaTile::kLarge : k_contiguous ? MmaTile::kDecode : MmaTile::kSmallM;
-      if (dev.smem_optin >= mma_smem_bytes<T>(tile) + 1024) {  // + the static row-sum scratch
+      MmaTile tile = MmaTile::kLarge;
+      if (M <= 16) {
+        tile = k_contiguous ? MmaTile::kDecode : MmaTile::kSmallM;
+      } else {
+        const TileShape huge = mma_tile_shape<T>(MmaTile::kHuge);
+        const int64_t huge_tiles = ((M + huge.bm - 1) / huge.bm) * ((p.n() + huge.bn - 1) / huge.bn);
+        if (huge_tiles >= 3 * static_cast<int64_t>(dev.sms)) tile = MmaTile::kHuge;
+      }
+      tile = forced_mma_tile(tile);
+      if (tile == MmaTile::kDecode && !k_contiguous) tile = MmaTile::kSmallM;
+      const auto fits = [&](MmaTile t) { return dev.smem_optin >= mma_smem_bytes<T>(t) + 1024; };  // + static scratch
+      if (tile == MmaTile::kHuge && !fits(tile)) tile = MmaTile::kLarge;
+      if (fits(tile)) {
         plan.family = Family::kMma;
         plan.mma_tile = tile;
         plan.shape = mma_tile_shape<T>(tile);
         plan.rule = tile == MmaTile::kDecode   ? SplitRule{3, 4, 32, 50}
                     : tile == MmaTile::kSmallM ? SplitRule{3, 4, 32, 100}
+                    : tile == MmaTile::kHuge   ? SplitRule{1, 8, 16, 100}
                                                : SplitRule{2, 8, 16, 100};
         return plan;
       }

@@ -8,6 +8,7 @@
 namespace linear_ext::cuda {
 
 enum class MmaTile {
+  kHuge,    // 128×256 output tiles, 8 warps of 64×64, 3 stages: large problems (fewer L2 → SM bytes per flop)
   kLarge,   // 128×128 output tiles, 4 warps of 64×64, 3 stages
   kSmallM,  // 16×128 output tiles, 4 warps of 16×32, 4 stages: few rows (M ≤ 16), split along K
   kDecode,  // 16×32 output tiles, 2 warps of 16×16, 6 stages of 256-byte k-rows: M ≤ 16 with
@@ -27,7 +28,8 @@ enum class MmaLayout {
 // kSmallM / kDecode tiles are 16 rows of A: too narrow for m-contiguous shared-memory rows, and
 // kDecode's 32 columns too narrow for n-contiguous ones.
 constexpr bool mma_supports(MmaTile tile, MmaLayout layout) {
-  return tile == MmaTile::kLarge || layout == MmaLayout::kKK || (tile == MmaTile::kSmallM && layout == MmaLayout::kKN);
+  return tile == MmaTile::kHuge || tile == MmaTile::kLarge || layout == MmaLayout::kKK ||
+         (tile == MmaTile::kSmallM && layout == MmaLayout::kKN);
 }
 
 template <typename T>

@@ -64,6 +64,8 @@ struct MmaConfig {
 template <typename T, MmaTile TILE>
 struct MmaConfigFor;
 template <typename T>
+struct MmaConfigFor<T, MmaTile::kHuge> : MmaConfig<T, 128, 256, 64, 64, 3> {};
+template <typename T>
 struct MmaConfigFor<T, MmaTile::kLarge> : MmaConfig<T, 128, 128, 64, 64, 3> {};
 template <typename T>
 struct MmaConfigFor<T, MmaTile::kSmallM> : MmaConfig<T, 16, 128, 16, 32, 4> {};
@@ -396,6 +398,7 @@ template <typename T>
 TileShape mma_tile_shape(MmaTile tile) {
   using namespace mma_detail;
   switch (tile) {
+    case MmaTile::kHuge: return shape_of<MmaConfigFor<T, MmaTile::kHuge>>();
     case MmaTile::kSmallM: return shape_of<MmaConfigFor<T, MmaTile::kSmallM>>();
     case MmaTile::kDecode: return shape_of<MmaConfigFor<T, MmaTile::kDecode>>();
     default: return shape_of<MmaConfigFor<T, MmaTile::kLarge>>();
@@ -406,6 +409,7 @@ template <typename T>
 int mma_smem_bytes(MmaTile tile) {
   using namespace mma_detail;
   switch (tile) {
+    case MmaTile::kHuge: return MmaConfigFor<T, MmaTile::kHuge>::SMEM_BYTES;
     case MmaTile::kSmallM: return MmaConfigFor<T, MmaTile::kSmallM>::SMEM_BYTES;
     case MmaTile::kDecode: return MmaConfigFor<T, MmaTile::kDecode>::SMEM_BYTES;
     default: return MmaConfigFor<T, MmaTile::kLarge>::SMEM_BYTES;
@@ -417,12 +421,20 @@ template <typename T>
 void launch_gemm_mma(MmaTile tile, MmaLayout layout, const GemmArgs<T>& args, int splits, cudaStream_t stream) {
   using namespace mma_detail;
   TORCH_INTERNAL_ASSERT(mma_supports(tile, layout));
+  using Huge = MmaConfigFor<T, MmaTile::kHuge>;
   using Large = MmaConfigFor<T, MmaTile::kLarge>;
   using Small = MmaConfigFor<T, MmaTile::kSmallM>;
   if (tile == MmaTile::kDecode) return launch<T, MmaConfigFor<T, MmaTile::kDecode>, true, true>(args, splits, stream);
   if (tile == MmaTile::kSmallM) {
     if (layout == MmaLayout::kKK) return launch<T, Small, true, true>(args, splits, stream);
     return launch<T, Small, true, false>(args, splits, stream);
+  }
+  if (tile == MmaTile::kHuge) {
+    switch (layout) {
+      case MmaLayout::kKK: return launch<T, Huge, true, true>(args, splits, stream);
+      case MmaLayout::kKN: return launch<T, Huge, true, false>(args, splits, stream);
+      case MmaLayout::kMN: return launch<T, Huge, false, false>(args, splits, stream);
+    }
   }
   switch (layout) {
     case MmaLayout::kKK: return launch<T, Large, true, true>(args, splits, stream);
