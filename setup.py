@@ -75,7 +75,10 @@ if with_cuda:
 
 from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension  # noqa: E402
 
-sources = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "csrc").glob("**/*.cpp"))
+CUDA_DIR = ROOT / "csrc" / "cuda"
+# csrc/cuda/*.cpp is CUDA host code (op registrations, settings): compiled by the C++ compiler, and
+# only into CUDA builds; the kernels (.cu) go through nvcc.
+sources = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "csrc").glob("**/*.cpp") if CUDA_DIR not in p.parents)
 # -fopenmp makes at::parallel_for (an inline OpenMP template) actually run in parallel; at run
 # time the OpenMP symbols resolve to the libgomp that torch has already loaded.
 cxx_flags = ["-O3", "-fopenmp", "-Wall", "-Wextra", "-Wno-unused-parameter"]
@@ -87,6 +90,7 @@ extension_kwargs = dict(
     py_limited_api=False,
 )
 if with_cuda:
+    sources += sorted(str(p.relative_to(ROOT)) for p in CUDA_DIR.glob("**/*.cpp"))
     sources += sorted(str(p.relative_to(ROOT)) for p in (ROOT / "csrc").glob("**/*.cu"))
     # After the toolkit's own headers, so that only the headers the toolkit lacks come from pip.
     after = [flag for d in pip_cuda_include_dirs() for flag in ("-idirafter", d)]

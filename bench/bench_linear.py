@@ -28,7 +28,8 @@ from linear_ext import ops
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import machine_peaks  # noqa: E402
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16,
+          "tf32": torch.float32}  # tf32: float32 with torch.backends.cuda.matmul.allow_tf32 on (CUDA only)
 OPS = ("forward", "backward_input", "backward_weight", "layer_step", "mlp_step")
 
 # (op, M, N, K): M = batch rows, N = out_features, K = in_features. mlp_step ignores the sizes and
@@ -70,6 +71,7 @@ class Row:
     ratio: float  # torch time / our time
     pct_peak: float | None  # our GFLOP/s as % of the measured FMA peak (CPU float32/float64)
     reps: int
+    ours_gbs: float | None = None  # GEMM ops: operand + output bytes / our time (memory-bound shapes)
 
 
 def flops(op, M, N, K):
@@ -170,6 +172,8 @@ def run_suite(cases, dtypes, threads_list, device, budget_s, peaks):
             torch.set_num_threads(threads)
         for dtype_name in dtypes:
             dtype = DTYPES[dtype_name]
+            if device.type == "cuda":  # ours and torch's matmuls both follow this flag
+                torch.backends.cuda.matmul.allow_tf32 = dtype_name == "tf32"
             for op, M, N, K in cases:
                 ours, ref = make_case(op, M, N, K, dtype, device)
                 assert_agree(ours(), ref(), dtype)
@@ -179,6 +183,8 @@ def run_suite(cases, dtypes, threads_list, device, budget_s, peaks):
                 row = Row(op, M, N, K, dtype_name, device.type, threads, t_ours * 1e3, t_torch * 1e3,
                           fl / t_ours / 1e9, fl / t_torch / 1e9, t_torch / t_ours,
                           100 * fl / t_ours / 1e9 / peak if peak else None, reps)
+                if op in ("forward", "backward_input", "backward_weight"):
+                    row.ours_gbs = (M * K + N * K + M * N) * dtype.itemsize / t_ours / 1e9
                 rows.append(row)
                 print(format_row(row), flush=True)
     return rows
