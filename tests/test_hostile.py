@@ -271,6 +271,13 @@ def module_list_input():
     linear_ext.Linear(2, 3)([[1.0, 2.0]])
 
 
+@isolated("RuntimeError", r"does not have vmap support")
+def functional_under_vmap():
+    # nn.functional.linear supports torch.vmap; linear_ext does not (yet), and says so
+    w = r(3, 4)
+    torch.vmap(lambda x: functional.linear(x, w))(r(5, 2, 4))
+
+
 # --- Huge declared shapes (expand: no memory behind them) --------------------------------------------
 
 @isolated("RuntimeError", r"can't allocate memory|out of memory|Cannot allocate")
@@ -511,6 +518,26 @@ def test_inference_mode_then_backward_outside():
         layer(x)
     y.sum().backward()
     torch.testing.assert_close(x.grad, layer.weight.detach().sum(0).expand(4, 5))
+
+
+# autocast: nn.Linear runs in the autocast dtype, and accepts inputs that earlier autocast ops made
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_like_nn_linear(dtype):
+    torch.manual_seed(0)
+    ref = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3))
+    ours = nn.Sequential(linear_ext.Linear(5, 8), nn.ReLU(), linear_ext.Linear(8, 3))
+    mixed = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), linear_ext.Linear(8, 3))  # ours fed an autocast output
+    ours.load_state_dict(ref.state_dict())
+    mixed.load_state_dict(ref.state_dict())
+    x = r(4, 5)
+    with torch.autocast("cpu", dtype=dtype):
+        y_ref = ref(x)
+        assert y_ref.dtype == dtype
+        for model in (ours, mixed):
+            y = model(x)
+            assert y.dtype == y_ref.dtype
+            torch.testing.assert_close(y, y_ref, atol=2e-2, rtol=2e-2)
 
 
 # meta tensors: meta outputs of the right shapes through the fake kernels
