@@ -285,6 +285,40 @@ def test_subnormals_at_every_scale_match_the_error_model(dtype):
     check_like_torch("backward_weight", {"dy": dy, "x": x})
 
 
+@pytest.mark.parametrize("op", list(OPS))
+def test_flush_denormal_mode_applies_on_every_thread(op, num_threads):
+    """torch.set_flush_denormal(True) sets FTZ/DAZ on the calling thread only (worker threads
+    started earlier keep their own mode). Results must still not depend on the thread count
+    (gemm.h promises the same bits for any count), so the workers must compute in the caller's
+    mode: here every subnormal result flushes to zero, as it does on one thread."""
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU has no flush-to-zero mode torch can set")
+    gen = torch.Generator().manual_seed(9)
+    tiny = torch.randn(M, K, generator=gen) * 1e-39  # subnormal
+    normal = torch.randn(N, K, generator=gen)
+    x = torch.randn(M, K, generator=gen)
+    dy_tiny = torch.randn(M, N, generator=gen) * 1e-39
+    call = {
+        "forward": lambda: (ops.linear_forward(tiny, normal, None),),
+        "backward_input": lambda: (ops.linear_backward_input(dy_tiny, normal),),
+        "backward_weight": lambda: ops.linear_backward_weight(dy_tiny, x, True),
+    }[op]
+    num_threads(2)
+    call()  # the worker threads exist before the mode changes, as in any program that ran torch before
+    results = {}
+    try:
+        torch.set_flush_denormal(True)
+        for threads in (1, 2):
+            num_threads(threads)
+            results[threads] = call()
+    finally:
+        torch.set_flush_denormal(False)
+    for one, two in zip(results[1], results[2]):
+        assert (one == 0).all(), "one thread with flush-to-zero on: every subnormal result is zero"
+        assert torch.equal(one, two), (f"{int((one != two).sum())} of {one.numel()} elements differ between 1 and 2 "
+                                       "threads with flush-to-zero on")
+
+
 def test_torch_bf16_reference_quirk():
     """Why torch's own bfloat16 results are not used as a reference above: for (4, 33)·(33, 64)
     its matmul (and F.linear) gives NaN where IEEE arithmetic gives +Inf (Inf·0.5 + Inf·0.5 + ...,
