@@ -8,8 +8,9 @@ Every result is checked with reference.py's error model against torch in float64
 Runs are reproducible: derandomized (the same cases on every run, on every machine), no
 deadline, and no example database (nothing is written into the repository). The default suite
 runs 600 cases (~30 s on two cores); `pytest -m slow` runs 6000 more, 450 with the GEMM's row
-dimension up to 1600 (several MC blocks), and the default cases again on each other CPU
-micro-kernel family (LINEAR_EXT_CPU_ISA) in a fresh process.
+dimension up to 1600 (several MC blocks), 300 with its column dimension past one NC panel, and
+the default cases again on each other CPU micro-kernel family (LINEAR_EXT_CPU_ISA) in a fresh
+process.
 """
 
 import contextlib
@@ -112,13 +113,22 @@ _BIG_ROWS = st.one_of(st.sampled_from([m * b + d for b in (384, 504, 768) for m 
                       st.integers(0, 1600))
 
 
-def draw_mnk(data, big=""):
-    """M, N, K from `dims`; the one named by `big` up to 1600 instead (several MC row blocks)."""
+# NC (columns per packed B panel) is 8192 or 16384 on the current block-size table.
+_WIDE = st.one_of(st.sampled_from([m * b + d for b in (8192, 16384) for m in (1,) for d in (-1, 0, 1)]),
+                  st.integers(8000, 17000))
+_SMALL = st.one_of(st.sampled_from([0, 1, 5, 12, 13, 31, 33]), st.integers(0, 40))
+
+
+def draw_mnk(data, big="", wide=""):
+    """M, N, K from `dims`; the one named by `big` up to 1600 instead (several MC row blocks), or
+    the one named by `wide` past one NC panel (and the other two small)."""
+    if wide:
+        return tuple(data.draw(_WIDE if name == wide else _SMALL, label=name) for name in "MNK")
     return tuple(data.draw(_BIG_ROWS if name == big else dims, label=name) for name in "MNK")
 
 
-def forward_case(data, big=""):
-    M, N, K = draw_mnk(data, big)
+def forward_case(data, big="", wide=""):
+    M, N, K = draw_mnk(data, big, wide)
     dtype = data.draw(dtypes, label="dtype")
     x, w = draw_tensor(data, (M, K), dtype), draw_tensor(data, (N, K), dtype)
     b = draw_tensor(data, (N,), dtype) if data.draw(st.booleans(), label="bias") else None
@@ -129,8 +139,8 @@ def forward_case(data, big=""):
     assert_gemm_close(y, exact, magnitude, K)
 
 
-def backward_input_case(data, big=""):
-    M, N, K = draw_mnk(data, big)
+def backward_input_case(data, big="", wide=""):
+    M, N, K = draw_mnk(data, big, wide)
     dtype = data.draw(dtypes, label="dtype")
     dy, w = draw_tensor(data, (M, N), dtype), draw_tensor(data, (N, K), dtype)
     with threads(data.draw(thread_counts, label="threads")):
@@ -140,8 +150,8 @@ def backward_input_case(data, big=""):
     assert_gemm_close(dx, exact, magnitude, N)
 
 
-def backward_weight_case(data, big=""):
-    M, N, K = draw_mnk(data, big)
+def backward_weight_case(data, big="", wide=""):
+    M, N, K = draw_mnk(data, big, wide)
     dtype = data.draw(dtypes, label="dtype")
     dy, x = draw_tensor(data, (M, N), dtype), draw_tensor(data, (M, K), dtype)
     bias_grad = data.draw(st.booleans(), label="bias_grad")
@@ -244,6 +254,20 @@ BIG_ROWS = {"forward": (forward_case, "M"), "backward_input": (backward_input_ca
 def test_fuzz_long_many_row_blocks(case, data):
     fn, big = BIG_ROWS[case]
     fn(data, big)
+
+
+# The GEMM's column dimension past one NC panel: N for forward, K for dX and dW.
+WIDE = {"forward": (forward_case, "N"), "backward_input": (backward_input_case, "K"),
+        "backward_weight": (backward_weight_case, "K")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(WIDE))
+@_settings(100)
+@given(data=st.data())
+def test_fuzz_long_many_column_panels(case, data):
+    fn, wide = WIDE[case]
+    fn(data, wide=wide)
 
 
 @pytest.mark.slow
