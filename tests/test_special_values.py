@@ -177,7 +177,10 @@ def test_overflow_gives_signed_inf(dtype, big):
     dy[:, 1] = -big
     dw, db = ops.linear_backward_weight(dy, torch.full((4096, 2), big, dtype=dtype), True)
     assert torch.equal(dw, torch.tensor([[INF] * 2, [-INF] * 2, [INF] * 2], dtype=dtype))
-    assert torch.equal(db, torch.tensor([INF, -INF, INF], dtype=dtype)) == (dtype == torch.float16)
+    if dtype == torch.float16:  # 4096 · 200 > 65504
+        assert torch.equal(db, torch.tensor([INF, -INF, INF], dtype=dtype))
+    else:  # 4096 · 1.5e19 is representable
+        assert db.isfinite().all()
 
 
 def test_float16_intermediates_do_not_overflow():
