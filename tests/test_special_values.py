@@ -4,10 +4,11 @@ A NaN anywhere in a dot product makes that output NaN, and no other; an Inf make
 the product's sign, or NaN where it meets an Inf of the other sign or an exact zero. Every output's
 class (NaN / +Inf / -Inf / finite) must equal that of torch's result on the same values computed
 in float64 (IEEE arithmetic with no rounding surprises), and that of torch's own result in the same
-dtype for float32, float64 and float16. (Not bfloat16: torch's CPU bfloat16 matmul pads odd K with
-zeros, so an Inf at the last k of a row becomes NaN there; see test_torch_bf16_reference_quirk.)
-Finite outputs are held to reference.py's error model. Subnormal operands and results must be
-exact (no flush-to-zero), and 16-bit overflow must give Inf.
+dtype for float32, float64 and float16. (Not bfloat16: torch's CPU bfloat16 matmul turns some
+Inf results into NaN, e.g. at K = 33, apparently from zero padding; see
+test_torch_bf16_reference_quirk.) Finite outputs are held to reference.py's error model.
+Subnormal operands and results must be exact (no flush-to-zero unless torch.set_flush_denormal
+asks for it, and then on every thread alike), and 16-bit overflow must give Inf.
 """
 
 import math
