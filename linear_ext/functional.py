@@ -14,6 +14,14 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     as a view whenever the input's strides allow it.
     """
     # Plain checks rather than torch._check: Dynamo cannot trace a message closure over tensors.
+    for name, value in (("input", input), ("weight", weight), ("bias", bias)):
+        if not isinstance(value, torch.Tensor) and not (name == "bias" and value is None):
+            raise TypeError(f"linear: argument '{name}' must be a Tensor, got {type(value).__name__}")
+    if input.is_nested:
+        raise NotImplementedError(
+            "linear: linear_ext does not support nested tensors; use torch.nn.functional.linear "
+            "(linear_ext.Linear falls back to it by itself)"
+        )
     if input.dim() == 0:
         raise RuntimeError("linear: input must have at least 1 dimension, got a 0-d tensor")
     if weight.dim() != 2:

@@ -87,7 +87,7 @@ def test_nd_input_and_grads_in_parameter_layout(device):
 def test_unsupported_device_falls_back_with_one_warning(monkeypatch):
     """Simulated by taking 'cpu' off the supported list: the layer then defers to F.linear."""
     monkeypatch.setattr(linear_ext.modules, "_KERNEL_DEVICE_TYPES", frozenset({"meta"}))
-    monkeypatch.setattr(linear_ext.modules, "_warned_device_types", set())
+    monkeypatch.setattr(linear_ext.modules, "_warned_inputs", set())
     ours = linear_ext.Linear(4, 2)
     x = torch.randn(3, 4)
     with pytest.warns(UserWarning, match="no kernels for device type 'cpu'"):
@@ -96,3 +96,14 @@ def test_unsupported_device_falls_back_with_one_warning(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ours(x)
+
+
+def test_nested_input_falls_back_with_one_warning(monkeypatch):
+    monkeypatch.setattr(linear_ext.modules, "_warned_inputs", set())
+    ours = linear_ext.Linear(3, 5)
+    x = torch.nested.nested_tensor([torch.randn(2, 3), torch.randn(4, 3)], layout=torch.jagged)
+    with pytest.warns(UserWarning, match="no kernels for nested tensors"):
+        y = ours(x)
+    ref = F.linear(x, ours.weight, ours.bias)
+    for a, b in zip(y.unbind(), ref.unbind()):
+        torch.testing.assert_close(a, b)

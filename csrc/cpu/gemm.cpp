@@ -22,8 +22,9 @@
 // place or packing one sliver at a time into an L1-resident buffer. With at most four rows of A and
 // row-major B, B's rows stream through the row-streaming kernels instead, in address order.
 //
-// Determinism: the blocking depends only on the shape and the CPU, and every element of C and of
-// the row sums is computed by one thread in a fixed order: the same bits for any thread count.
+// Determinism: the blocking depends only on the shape and the CPU, every element of C and of the
+// row sums is computed by one thread in a fixed order, and workers run in the caller's
+// flush-to-zero mode (float_mode.h): the same bits for any thread count.
 #include "cpu/gemm.h"
 
 #include <ATen/OpMathType.h>
@@ -36,6 +37,7 @@
 #include <type_traits>
 
 #include "cpu/block_sizes.h"
+#include "cpu/float_mode.h"
 #include "cpu/kernels/kernels.h"
 #include "cpu/scratch.h"
 
@@ -208,7 +210,9 @@ void run_dot(const Plan<T>& plan) {
   const auto dot = cpu_kernels().for_type<T>().dot;
   const double macs = static_cast<double>(M) * N * std::max<int64_t>(K, 1);
   const int64_t grain = macs < 2 * kMinMacsPerThread ? N : 64;
+  const FloatMode mode = FloatMode::current();
   at::parallel_for(0, N, grain, [&](int64_t j0, int64_t j1) {
+    const FloatModeScope scope(mode);
     dot(M, j1 - j0, K, pr.a.base, pr.a.layout.rs, pr.b.base + j0 * pr.b.layout.cs, pr.b.layout.cs,
         plan.bias ? plan.bias + j0 : nullptr, pr.c + j0, pr.ldc);
   });
@@ -223,7 +227,9 @@ void run_rowstream(const Plan<T>& plan) {
   const auto rowstream = cpu_kernels().for_type<T>().rowstream;
   const double macs = static_cast<double>(M) * N * std::max<int64_t>(K, 1);
   const int64_t grain = macs < 2 * kMinMacsPerThread ? N : 256;
+  const FloatMode mode = FloatMode::current();
   at::parallel_for(0, N, grain, [&](int64_t j0, int64_t j1) {
+    const FloatModeScope scope(mode);
     acc_t* acc = tls_rowstream_acc.get<acc_t>(M * (j1 - j0));
     rowstream(M, j1 - j0, K, pr.a.base, pr.a.layout.rs, pr.a.layout.cs, pr.b.base + j0 * pr.b.layout.cs,
               pr.b.layout.rs, plan.bias ? plan.bias + j0 : nullptr, pr.c + j0, pr.ldc, acc);
@@ -236,7 +242,9 @@ template <typename T>
 void gemm(const GemmProblem<T>& problem) {
   using acc_t = at::opmath_type<T>;
   const int64_t M = problem.m(), K = problem.k(), N = problem.n();
-  if (M == 0) return;
+  // Nothing to write (no rows, or no columns and no row sums); shapes may still be huge
+  // through zero strides, so no loop may run over the other dimensions.
+  if (M == 0 || (N == 0 && !problem.row_sums)) return;
 
   const IsaKernels& isa = cpu_kernels();
   const MicroKernel<acc_t>& uk = isa.micro_kernel<acc_t>();
@@ -274,7 +282,9 @@ void gemm(const GemmProblem<T>& problem) {
   if (!std::is_same_v<T, acc_t> && K > plan.bs.kc) plan.c_accum = tls_c_accum.get<acc_t>(M * N);
 
   const Grid grid = plan_grid(M, N, K, uk.mr, uk.nr);
+  const FloatMode mode = FloatMode::current();
   at::parallel_for(0, grid.tm * grid.tn, 1, [&](int64_t begin, int64_t end) {
+    const FloatModeScope scope(mode);
     for (int64_t t = begin; t < end; ++t) {
       const int64_t bi = t / grid.tn, bj = t % grid.tn;
       const int64_t i0 = bi * grid.rows, j0 = bj * grid.cols;
