@@ -50,8 +50,8 @@ fi
 
 start=$(date +%s)
 echo "sanitize.sh: instrumented copy in $WORK"
-# The sources and tests, without this tree's compiled library or build info (rsync-free copy).
-for item in setup.py pyproject.toml csrc linear_ext tests; do
+# The sources, tests and examples (tests run them), without this tree's compiled library or build info (rsync-free copy).
+for item in setup.py pyproject.toml csrc linear_ext tests examples; do
   rm -rf "${WORK:?}/$item"
   cp -rp "$ROOT/$item" "$WORK/$item"  # -p: unchanged sources keep their mtimes (incremental rebuilds)
 done
