@@ -31,15 +31,15 @@ def _library():
     return lib
 
 
-def measure(threads_list, iters=200_000_000 // 12, read_floats=256 << 20):
+def measure(threads_list, iters=600_000_000 // 12, read_floats=256 << 20, runs=7):
     """{'fma_gflops': {(dtype, threads): GFLOP/s}, 'read_gbs': {threads: GB/s}} at the ISA our kernels use;
-    each figure is the best of three runs."""
+    each figure is the best of `runs` runs (shared machines: the best run is the least disturbed one)."""
     isa = cpu_isa()
     if isa == "generic":
         return {}
     bits = 512 if isa == "avx512" else 256
     lib = _library()
-    fma = {(dtype, t): max(lib.fma_gflops(t, iters, bits, size) for _ in range(3))
+    fma = {(dtype, t): max(lib.fma_gflops(t, iters, bits, size) for _ in range(runs))
            for t in threads_list for dtype, size in (("float32", 4), ("float64", 8))}
-    read = {t: lib.read_gbs(t, read_floats, 5) for t in threads_list}
+    read = {t: lib.read_gbs(t, read_floats, runs) for t in threads_list}
     return {"fma_gflops": fma, "read_gbs": read}

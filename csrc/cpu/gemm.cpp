@@ -264,8 +264,10 @@ void gemm(const GemmProblem<T>& problem) {
     }
   }
 
-  // Forward with few rows: both operands are contiguous along k (X rows, W rows = columns of Wᵀ).
-  if (skinny && !problem.row_sums && N > 0 && problem.a.layout.cs == 1 && problem.b.layout.rs == 1) {
+  // Forward with few rows, or few columns (a micro-kernel sliver would be mostly padding): both
+  // operands are contiguous along k (X rows, W rows = columns of Wᵀ), so dot products need no packing.
+  const bool dot_layout = problem.a.layout.cs == 1 && problem.b.layout.rs == 1;
+  if ((skinny || N <= kSkinnyRows) && dot_layout && !problem.row_sums && N > 0) {
     run_dot(plan);
     return;
   }
