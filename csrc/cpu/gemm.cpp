@@ -202,36 +202,38 @@ Grid plan_grid(int64_t M, int64_t N, int64_t K, int mr, int nr) {
   return g;
 }
 
-// Skinny forward: dot products over contiguous rows of X and W, threads splitting the columns.
+// Runs fn(j0, j1) over ranges of C's N columns on the threads, each in the caller's float mode,
+// or on the calling thread alone when the problem is too small to pay for a fork/join.
+template <typename Fn>
+void parallel_over_columns(int64_t M, int64_t N, int64_t K, int64_t grain, const Fn& fn) {
+  const double macs = static_cast<double>(M) * N * std::max<int64_t>(K, 1);
+  const FloatMode mode = FloatMode::current();
+  at::parallel_for(0, N, macs < 2 * kMinMacsPerThread ? N : grain, [&](int64_t j0, int64_t j1) {
+    const FloatModeScope scope(mode);
+    fn(j0, j1);
+  });
+}
+
+// Skinny forward: dot products over contiguous rows of X and W.
 template <typename T>
 void run_dot(const Plan<T>& plan) {
   const GemmProblem<T>& pr = plan.problem;
-  const int64_t M = pr.m(), N = pr.n(), K = pr.k();
   const auto dot = cpu_kernels().for_type<T>().dot;
-  const double macs = static_cast<double>(M) * N * std::max<int64_t>(K, 1);
-  const int64_t grain = macs < 2 * kMinMacsPerThread ? N : 64;
-  const FloatMode mode = FloatMode::current();
-  at::parallel_for(0, N, grain, [&](int64_t j0, int64_t j1) {
-    const FloatModeScope scope(mode);
-    dot(M, j1 - j0, K, pr.a.base, pr.a.layout.rs, pr.b.base + j0 * pr.b.layout.cs, pr.b.layout.cs,
+  parallel_over_columns(pr.m(), pr.n(), pr.k(), 64, [&](int64_t j0, int64_t j1) {
+    dot(pr.m(), j1 - j0, pr.k(), pr.a.base, pr.a.layout.rs, pr.b.base + j0 * pr.b.layout.cs, pr.b.layout.cs,
         plan.bias ? plan.bias + j0 : nullptr, pr.c + j0, pr.ldc);
   });
 }
 
-// Fewest rows with row-major B: B's rows stream through once, threads splitting the columns.
+// Fewest rows with row-major B: B's rows stream through once.
 template <typename T>
 void run_rowstream(const Plan<T>& plan) {
   using acc_t = at::opmath_type<T>;
   const GemmProblem<T>& pr = plan.problem;
-  const int64_t M = pr.m(), N = pr.n(), K = pr.k();
   const auto rowstream = cpu_kernels().for_type<T>().rowstream;
-  const double macs = static_cast<double>(M) * N * std::max<int64_t>(K, 1);
-  const int64_t grain = macs < 2 * kMinMacsPerThread ? N : 256;
-  const FloatMode mode = FloatMode::current();
-  at::parallel_for(0, N, grain, [&](int64_t j0, int64_t j1) {
-    const FloatModeScope scope(mode);
-    acc_t* acc = tls_rowstream_acc.get<acc_t>(M * (j1 - j0));
-    rowstream(M, j1 - j0, K, pr.a.base, pr.a.layout.rs, pr.a.layout.cs, pr.b.base + j0 * pr.b.layout.cs,
+  parallel_over_columns(pr.m(), pr.n(), pr.k(), 256, [&](int64_t j0, int64_t j1) {
+    acc_t* acc = tls_rowstream_acc.get<acc_t>(pr.m() * (j1 - j0));
+    rowstream(pr.m(), j1 - j0, pr.k(), pr.a.base, pr.a.layout.rs, pr.a.layout.cs, pr.b.base + j0 * pr.b.layout.cs,
               pr.b.layout.rs, plan.bias ? plan.bias + j0 : nullptr, pr.c + j0, pr.ldc, acc);
   });
 }
