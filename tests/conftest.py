@@ -1,5 +1,9 @@
 """Shared test fixtures: devices (CUDA cases skip cleanly without a GPU), seeds, references."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -32,3 +36,10 @@ def num_threads():
     saved = torch.get_num_threads()
     yield torch.set_num_threads
     torch.set_num_threads(saved)
+
+
+def run_python(code, env=None):
+    """Runs `python -c code` in a fresh interpreter. The working directory is the tests folder, so
+    that `import linear_ext` finds the installed package rather than the source tree beside it."""
+    return subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent, env=env, capture_output=True,
+                          text=True)

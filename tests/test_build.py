@@ -8,11 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_python
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def run_python(code, **kwargs):
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, **kwargs)
 
 
 def test_import_refuses_another_torch_version():

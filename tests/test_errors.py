@@ -1,7 +1,11 @@
 """Bad input raises a clear exception naming the shapes/dtypes/devices involved, never a crash."""
 
+import os
+
 import pytest
 import torch
+
+from conftest import run_python
 
 from linear_ext import functional, ops
 
@@ -70,12 +74,8 @@ def test_functional_names_the_original_nd_shape():
 
 def test_cpu_isa_override_is_validated():
     """An unknown LINEAR_EXT_CPU_ISA is an error, not a silent fallback (checked in a fresh process)."""
-    import subprocess
-    import sys
-
     code = "import torch, linear_ext; linear_ext.ops.linear_forward(torch.ones(2, 2), torch.ones(2, 2), None)"
-    result = subprocess.run([sys.executable, "-c", code], env={**__import__("os").environ, "LINEAR_EXT_CPU_ISA": "sse9"},
-                            capture_output=True, text=True)
+    result = run_python(code, env={**os.environ, "LINEAR_EXT_CPU_ISA": "sse9"})
     assert result.returncode != 0 and "LINEAR_EXT_CPU_ISA must be one of generic, avx2, avx512" in result.stderr
 
 
