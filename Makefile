@@ -41,7 +41,7 @@ bench: $(VENV)/.built
 		--json bench/results-cpu.json
 
 sanitize: $(VENV)/.deps
-	PYTHON=$(PY) MAX_JOBS=$${MAX_JOBS:-2} scripts/sanitize.sh
+	PYTHON=$(CURDIR)/$(PY) MAX_JOBS=$${MAX_JOBS:-2} scripts/sanitize.sh
 
 clean:
 	rm -rf build $(VENV) linear_ext/_C*.so linear_ext/_build_info.py
