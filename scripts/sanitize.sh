@@ -50,8 +50,8 @@ fi
 
 start=$(date +%s)
 echo "sanitize.sh: instrumented copy in $WORK"
-# The sources, tests and examples (tests run them), without this tree's compiled library or build info (rsync-free copy).
-for item in setup.py pyproject.toml csrc linear_ext tests examples; do
+# The sources, tests, and what tests run (examples, bench, scripts), without this tree's compiled library or build info (rsync-free copy).
+for item in setup.py pyproject.toml csrc linear_ext tests examples bench scripts; do
   rm -rf "${WORK:?}/$item"
   cp -rp "$ROOT/$item" "$WORK/$item"  # -p: unchanged sources keep their mtimes (incremental rebuilds)
 done
