@@ -33,7 +33,7 @@ test: $(VENV)/.built
 	$(VENV)/bin/pytest -q tests
 
 run: $(VENV)/.built
-	$(PY) examples/mnist.py --compare-torch --epochs 5
+	$(PY) examples/mnist.py --download --compare-torch --epochs 5
 	$(PY) bench/bench_linear.py --suite quick --threads 1,2 --peaks
 
 bench: $(VENV)/.built

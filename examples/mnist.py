@@ -365,7 +365,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", help="directory of the MNIST IDX files (default: ./data/mnist, then "
                                   "<repo>/../shared/data/mnist, the first that has the test set)")
-    p.add_argument("--download", action="store_true", help="fetch missing files into --data (default ./data/mnist)")
+    p.add_argument("--download", action="store_true",
+                   help="fetch missing files into --data (default ./data/mnist); without --data, fall back to an "
+                        "offline copy found in the default places when the download fails")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=128)
@@ -384,11 +386,17 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    data_dir = resolve_data_dir(args.data)
     if args.download:
         data_dir = Path(args.data or default_data_dirs()[0])
-        download(data_dir)
-    else:
-        data_dir = resolve_data_dir(args.data)
+        try:
+            download(data_dir)
+        except RuntimeError as e:
+            offline = resolve_data_dir(None) if args.data is None else None
+            if offline is None or not has_test_set(offline):
+                raise
+            print(f"download failed ({str(e).splitlines()[0]}); using the offline copy in {offline}")
+            data_dir = offline
     data = load_mnist(data_dir).to(args.device)
     print(f"data: {data.description}")
     print(f"device: {args.device}, torch threads: {torch.get_num_threads()}, batch {args.batch_size}, "

@@ -79,6 +79,31 @@ def test_download_without_internet_says_so(tmp_path, monkeypatch):
         mnist.download(tmp_path)
 
 
+def test_download_falls_back_to_an_offline_copy(tmp_path, monkeypatch):
+    """`--download` without `--data` (the README's main job) trains on a local copy when offline."""
+    offline_copy = tmp_path / "shared"
+    offline_copy.mkdir()
+    for stem, magic, shape in [(mnist.FILES["test_images"], mnist.IMAGES_MAGIC, (8010, 28, 28)),
+                               (mnist.FILES["test_labels"], mnist.LABELS_MAGIC, (8010,))]:
+        (offline_copy / stem).write_bytes(idx_bytes(magic, shape))
+
+    def offline(url, timeout):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(mnist.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(mnist, "default_data_dirs", lambda: [tmp_path / "data" / "mnist", offline_copy])
+    loaded = {}
+
+    def stop_at_load(data_dir):  # where main() would train from; no training needed here
+        loaded["dir"] = data_dir
+        raise SystemExit
+
+    monkeypatch.setattr(mnist, "load_mnist", stop_at_load)
+    with pytest.raises(SystemExit):
+        mnist.main(["--download", "--epochs", "1", "--no-plot", "--no-progress"])
+    assert loaded["dir"] == offline_copy
+
+
 def test_download_verifies_checksums_and_writes_the_files(tmp_path, monkeypatch):
     served = {name: gzip.compress(name.encode()) for name in mnist.GZ_MD5}
     good_mirror = mnist.MIRRORS[1]
