@@ -9,6 +9,8 @@
 #include <optional>
 #include <tuple>
 
+#include "op_handles.h"
+
 namespace linear_ext {
 namespace {
 
@@ -24,27 +26,18 @@ struct Autocast {
   static at::Tensor linear_forward(const at::Tensor& input, const at::Tensor& weight,
                                    const std::optional<at::Tensor>& bias) {
     const c10::impl::ExcludeDispatchKeyGuard no_autocast(at::autocast::get_autocast_dispatch_key_from_device_type(device));
-    static const auto op = c10::Dispatcher::singleton()
-                               .findSchemaOrThrow("linear_ext::linear_forward", "")
-                               .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&)>();
-    return op.call(cast(input), cast(weight), cast(bias));
+    return op_handles::linear_forward().call(cast(input), cast(weight), cast(bias));
   }
 
   static at::Tensor linear_backward_input(const at::Tensor& grad_out, const at::Tensor& weight) {
     const c10::impl::ExcludeDispatchKeyGuard no_autocast(at::autocast::get_autocast_dispatch_key_from_device_type(device));
-    static const auto op = c10::Dispatcher::singleton()
-                               .findSchemaOrThrow("linear_ext::linear_backward_input", "")
-                               .typed<at::Tensor(const at::Tensor&, const at::Tensor&)>();
-    return op.call(cast(grad_out), cast(weight));
+    return op_handles::linear_backward_input().call(cast(grad_out), cast(weight));
   }
 
   static std::tuple<at::Tensor, at::Tensor> linear_backward_weight(const at::Tensor& grad_out, const at::Tensor& input,
                                                                    bool bias_grad) {
     const c10::impl::ExcludeDispatchKeyGuard no_autocast(at::autocast::get_autocast_dispatch_key_from_device_type(device));
-    static const auto op = c10::Dispatcher::singleton()
-                               .findSchemaOrThrow("linear_ext::linear_backward_weight", "")
-                               .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, bool)>();
-    return op.call(cast(grad_out), cast(input), bias_grad);
+    return op_handles::linear_backward_weight().call(cast(grad_out), cast(input), bias_grad);
   }
 };
 

@@ -3,7 +3,6 @@
 import torch
 from torch import Tensor
 
-from . import function  # noqa: F401  (registers the ops' autograd)
 from . import ops
 
 
@@ -33,7 +32,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         )
     batch_shape = input.shape[:-1]
     input_2d = input.unsqueeze(0) if input.dim() == 1 else input.flatten(0, -2)
-    # The op itself is differentiable (function.py registers LinearFunction's formula for it), and
+    # The op itself is differentiable (its autograd is registered in C++, csrc/autograd.cpp), and
     # calling it through the dispatcher lets torch.autocast cast its inputs before autograd.
     output = ops.linear_forward(input_2d, weight, bias)
     if input.dim() == 2:

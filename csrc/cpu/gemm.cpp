@@ -38,6 +38,7 @@
 
 #include "cpu/block_sizes.h"
 #include "cpu/float_mode.h"
+#include "cpu/huge_pages.h"
 #include "cpu/kernels/kernels.h"
 #include "cpu/scratch.h"
 
@@ -247,6 +248,12 @@ void gemm(const GemmProblem<T>& problem) {
   // Nothing to write (no rows, or no columns and no row sums); shapes may still be huge
   // through zero strides, so no loop may run over the other dimensions.
   if (M == 0 || (N == 0 && !problem.row_sums)) return;
+
+  // A large C is usually fresh memory: have it faulted in as huge pages (huge_pages.h).
+  if (N > 0) {
+    const size_t c_bytes = static_cast<size_t>((M - 1) * problem.ldc + N) * sizeof(T);
+    if (c_bytes >= kHugePageAdviceMinBytes) advise_huge_pages(problem.c, c_bytes);
+  }
 
   const IsaKernels& isa = cpu_kernels();
   const MicroKernel<acc_t>& uk = isa.micro_kernel<acc_t>();

@@ -1,7 +1,9 @@
 // Vectorised packing with AVX2 + F16C (see pack_avx2.h). Two strided layouts are special-cased:
 //  - ks == 1: each vector (a row of row-major A, a column of Wᵀ) is contiguous along k, so the
 //    sliver is a transpose: 8×8 blocks are loaded as 8 rows, transposed in registers and stored
-//    as 8 k-steps (4×8 blocks for leftover vectors);
+//    as 8 k-steps (4×8 blocks for leftover vectors). Eight vectors are packed over the whole depth
+//    before the next eight: eight read streams, which the hardware prefetchers follow, where
+//    walking all R (48) vectors in step was ~1.6x slower from memory;
 //  - vs == 1: the R values of one k-step are contiguous: a converting copy, 8 at a time.
 // Anything else (and the < 8-wide remainders) goes through the scalar packer.
 #include "cpu/kernels/pack_avx2.h"
@@ -40,11 +42,11 @@ inline void transpose4x8(const __m256* r, __m256* u) {
 // One sliver of n ≤ R vectors, each contiguous along k.
 template <typename T>
 void pack_transposed_sliver(const T* src, int64_t vs, int n, int R, int64_t kc, float* dst) {
-  int64_t p = 0;
-  for (; p + 8 <= kc; p += 8) {
-    float* out = dst + p * R;
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
+  const int64_t kc8 = kc / 8 * 8;
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int64_t p = 0; p < kc8; p += 8) {
+      float* out = dst + p * R;
       __m256 r[8], lo[4], hi[4];
 #pragma GCC unroll 8
       for (int q = 0; q < 8; ++q) r[q] = load8(src + (i + q) * vs + p);
@@ -56,7 +58,10 @@ void pack_transposed_sliver(const T* src, int64_t vs, int n, int R, int64_t kc, 
         _mm256_storeu_ps(out + (q + 4) * R + i, _mm256_permute2f128_ps(lo[q], hi[q], 0x31));
       }
     }
-    for (; i + 4 <= n; i += 4) {
+  }
+  for (; i + 4 <= n; i += 4) {
+    for (int64_t p = 0; p < kc8; p += 8) {
+      float* out = dst + p * R;
       __m256 r[4], u[4];
 #pragma GCC unroll 4
       for (int q = 0; q < 4; ++q) r[q] = load8(src + (i + q) * vs + p);
@@ -67,12 +72,12 @@ void pack_transposed_sliver(const T* src, int64_t vs, int n, int R, int64_t kc, 
         _mm_storeu_ps(out + (q + 4) * R + i, _mm256_extractf128_ps(u[q], 1));
       }
     }
-    for (; i < n; ++i)
-      for (int q = 0; q < 8; ++q) out[q * R + i] = static_cast<float>(src[i * vs + p + q]);
-    for (; i < R; ++i)
-      for (int q = 0; q < 8; ++q) out[q * R + i] = 0.0f;
   }
-  if (p < kc) pack_scalar(src + p, vs, int64_t{1}, n, R, kc - p, dst + p * R);
+  for (; i < n; ++i)
+    for (int64_t p = 0; p < kc8; ++p) dst[p * R + i] = static_cast<float>(src[i * vs + p]);
+  for (; i < R; ++i)
+    for (int64_t p = 0; p < kc8; ++p) dst[p * R + i] = 0.0f;
+  if (kc8 < kc) pack_scalar(src + kc8, vs, int64_t{1}, n, R, kc - kc8, dst + kc8 * R);
 }
 
 // Vectors contiguous along k: sliver by sliver, each a run of in-register transposes.
