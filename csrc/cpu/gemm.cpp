@@ -79,6 +79,18 @@ struct Plan {
   acc_t* c_accum;     // M×N workspace for 16-bit outputs spanning several pc steps, or null
 };
 
+// sums[i] += Σ_p sliver[p·MR + i] in p order, for i < rows, over one packed A sliver. The sums are
+// held in registers across p (hence MR as a constant): accumulating in memory chained every add
+// through a store and a reload.
+template <int MR, typename acc_t>
+void add_sliver_row_sums(const acc_t* sliver, int64_t kc, int rows, acc_t* sums) {
+  acc_t s[MR] = {};
+  for (int i = 0; i < rows; ++i) s[i] = sums[i];
+  for (int64_t p = 0; p < kc; ++p)
+    for (int i = 0; i < MR; ++i) s[i] += sliver[p * MR + i];
+  for (int i = 0; i < rows; ++i) sums[i] = s[i];
+}
+
 // Packs rows [i0, i0+mc) × columns [p0, p0+kc) of A into MR-row slivers (dst[s·MR·kc + p·MR + i]),
 // adding each packed row's values to row_sums[i - i0] in k order when row_sums is given.
 template <typename T, typename acc_t>
@@ -88,9 +100,13 @@ void pack_a(PackFn<T, acc_t> pack, const MatrixRef<T>& a, int64_t i0, int64_t mc
   if (!row_sums) return;
   for (int64_t s0 = 0; s0 < mc; s0 += mr) {
     const acc_t* sliver = dst + s0 * kc;
-    const int64_t rows = std::min<int64_t>(mr, mc - s0);
-    for (int64_t p = 0; p < kc; ++p)
-      for (int64_t i = 0; i < rows; ++i) row_sums[s0 + i] += sliver[p * mr + i];
+    const int rows = static_cast<int>(std::min<int64_t>(mr, mc - s0));
+    switch (mr) {  // the micro-kernels' MR values
+      case 4: add_sliver_row_sums<4>(sliver, kc, rows, row_sums + s0); break;
+      case 6: add_sliver_row_sums<6>(sliver, kc, rows, row_sums + s0); break;
+      case 8: add_sliver_row_sums<8>(sliver, kc, rows, row_sums + s0); break;
+      default: TORCH_INTERNAL_ASSERT(false, "no row-sum loop for MR = ", mr);
+    }
   }
 }
 
@@ -155,16 +171,17 @@ void run_block(const Plan<T>& plan, int64_t i0, int64_t i1, int64_t j0, int64_t 
               }
             }
             const acc_t* tile_bias = (last && plan.bias) ? plan.bias + col : nullptr;
+            const MicroKernelFn<acc_t> run = plan.uk.for_columns(n);
             if constexpr (kAccumulateInC) {
               T* c = pr.c + row * pr.ldc + col;
-              plan.uk.run(kc, a_sliver, b_sliver, ldb, first ? nullptr : c, pr.ldc, c, pr.ldc, tile_bias, m, n);
+              run(kc, a_sliver, b_sliver, ldb, first ? nullptr : c, pr.ldc, c, pr.ldc, tile_bias, m, n);
             } else if (!last) {
               acc_t* c = plan.c_accum + row * N + col;
-              plan.uk.run(kc, a_sliver, b_sliver, ldb, first ? nullptr : c, N, c, N, nullptr, m, n);
+              run(kc, a_sliver, b_sliver, ldb, first ? nullptr : c, N, c, N, nullptr, m, n);
             } else {
               acc_t tile[kMaxTileElems];
               const acc_t* c_in = first ? nullptr : plan.c_accum + row * N + col;
-              plan.uk.run(kc, a_sliver, b_sliver, ldb, c_in, N, tile, nr, tile_bias, m, n);
+              run(kc, a_sliver, b_sliver, ldb, c_in, N, tile, nr, tile_bias, m, n);
               T* c = pr.c + row * pr.ldc + col;
               for (int i = 0; i < m; ++i)
                 for (int j = 0; j < n; ++j) c[i * pr.ldc + j] = static_cast<T>(tile[i * nr + j]);
@@ -259,8 +276,10 @@ void gemm(const GemmProblem<T>& problem) {
   const MicroKernel<acc_t>& uk = isa.micro_kernel<acc_t>();
   TORCH_INTERNAL_ASSERT(uk.mr * uk.nr <= kMaxTileElems);
   const bool skinny = M <= kSkinnyRows;
-  const BlockSizes bs = skinny ? skinny_block_sizes(uk.mr, uk.nr, sizeof(acc_t), N)
-                               : block_sizes(uk.mr, uk.nr, sizeof(acc_t));
+  BlockSizes bs = skinny ? skinny_block_sizes(uk.mr, uk.nr, sizeof(acc_t), N) : block_sizes(uk.mr, uk.nr, sizeof(acc_t));
+  // K in equal steps of at most KC, in multiples of 8 (the packers' transpose width): K = 784 runs
+  // as 264 + 264 + 256 rather than 384 + 384 + 16, whose thin last step pays a whole pass over C.
+  if (!skinny) bs.kc = std::max<int64_t>(8, round_up(ceil_div(K, std::max<int64_t>(1, ceil_div(K, bs.kc))), 8));
   Plan<T> plan{problem, uk, isa.for_type<T>().pack, skinny, bs, nullptr, nullptr, nullptr};
 
   if (problem.bias) {

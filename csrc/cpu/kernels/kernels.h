@@ -22,10 +22,21 @@ template <typename acc_t>
 using MicroKernelFn = void (*)(int64_t kc, const acc_t* a, const acc_t* b, int64_t ldb, const acc_t* c_in,
                                int64_t ldc_in, acc_t* c_out, int64_t ldc_out, const acc_t* bias, int m, int n);
 
+// narrow[v] (null where an ISA has none) is the same kernel over the first (v + 1)·vec columns of
+// the NR-wide sliver only: the edge sliver of a C whose width is not a multiple of NR then costs
+// what its columns need (784 = 16·48 + 16 columns: a 16-wide last tile, not a third of a 48-wide one).
 template <typename acc_t>
 struct MicroKernel {
   MicroKernelFn<acc_t> run;
   int mr, nr;
+  int vec;  // columns per vector register
+  MicroKernelFn<acc_t> narrow[2];
+
+  // The kernel for an n-column tile (n ≤ nr).
+  MicroKernelFn<acc_t> for_columns(int n) const {
+    const int v = (n + vec - 1) / vec - 1;
+    return v < 2 && narrow[v] ? narrow[v] : run;
+  }
 };
 
 // Packs `width` vectors of kc elements each, converted to acc_t, into ceil(width / R) k-major

@@ -21,9 +21,9 @@ void simd_microkernel(int64_t kc, const typename V::T* a, const typename V::T* b
   constexpr int W = V::width;
   constexpr int NR = NV * W;
 
-  // C is touched only after the k loop: start fetching its rows now.
+  // C is touched only after the k loop: start fetching every cache line of its rows now.
   for (int i = 0; i < m; ++i) {
-    __builtin_prefetch(c_out + i * ldc_out);
+    for (int j = 0; j < n; j += 64 / static_cast<int>(sizeof(T))) __builtin_prefetch(c_out + i * ldc_out + j);
     __builtin_prefetch(c_out + i * ldc_out + n - 1);
   }
 
