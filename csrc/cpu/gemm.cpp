@@ -137,6 +137,9 @@ void run_block(const Plan<T>& plan, int64_t i0, int64_t i1, int64_t j0, int64_t 
   const bool skinny = plan.skinny;
   // Skinny float/double problems read full B slivers in place when B's rows are contiguous.
   const bool b_in_place = skinny && kAccumulateInC && B.layout.cs == 1;
+  // Otherwise a row-major float/double B is packed by the first row sliver's kernel calls, sliver
+  // by sliver (PackingMicroKernelFn); only a narrow edge sliver is packed beforehand.
+  const bool pack_b_in_kernel = !skinny && kAccumulateInC && B.layout.cs == 1 && plan.uk.run_packing_b;
   const int64_t nc_max = std::min(plan.bs.nc, j1 - j0);
   acc_t* packed_b = tls_packed_b.get<acc_t>(kc_max * (skinny ? nr : round_up(nc_max, nr)));
 
@@ -150,7 +153,12 @@ void run_block(const Plan<T>& plan, int64_t i0, int64_t i1, int64_t j0, int64_t 
 
       for (int64_t jc = j0; jc < j1; jc += plan.bs.nc) {
         const int64_t nc = std::min(plan.bs.nc, j1 - jc);
-        if (!skinny) pack_b(plan.pack, B, pc, kc, jc, nc, nr, packed_b);
+        if (pack_b_in_kernel) {
+          const int64_t full = nc / nr * nr;
+          if (full < nc) pack_b(plan.pack, B, pc, kc, jc + full, nc - full, nr, packed_b + full * kc);
+        } else if (!skinny) {
+          pack_b(plan.pack, B, pc, kc, jc, nc, nr, packed_b);
+        }
 
         for (int64_t ir = 0; ir < rows; ir += mr) {
           const acc_t* a_sliver = packed_a + ir * kc;
@@ -174,7 +182,12 @@ void run_block(const Plan<T>& plan, int64_t i0, int64_t i1, int64_t j0, int64_t 
             const MicroKernelFn<acc_t> run = plan.uk.for_columns(n);
             if constexpr (kAccumulateInC) {
               T* c = pr.c + row * pr.ldc + col;
-              run(kc, a_sliver, b_sliver, ldb, first ? nullptr : c, pr.ldc, c, pr.ldc, tile_bias, m, n);
+              if (pack_b_in_kernel && ir == 0 && n == nr) {
+                plan.uk.run_packing_b(kc, a_sliver, B.base + pc * B.layout.rs + col, B.layout.rs,
+                                      packed_b + jr * kc, first ? nullptr : c, pr.ldc, c, pr.ldc, tile_bias, m, n);
+              } else {
+                run(kc, a_sliver, b_sliver, ldb, first ? nullptr : c, pr.ldc, c, pr.ldc, tile_bias, m, n);
+              }
             } else if (!last) {
               acc_t* c = plan.c_accum + row * N + col;
               run(kc, a_sliver, b_sliver, ldb, first ? nullptr : c, N, c, N, nullptr, m, n);

@@ -84,9 +84,11 @@ namespace linear_ext::cpu {
 const IsaKernels kAvx512Kernels = {
     "avx512",
     {&simd_microkernel<avx512::F32, 8, 3, 8>, 8, 48, 16,
-     {&simd_microkernel<avx512::F32, 8, 1, 8>, &simd_microkernel<avx512::F32, 8, 2, 8>}},
+     {&simd_microkernel<avx512::F32, 8, 1, 8>, &simd_microkernel<avx512::F32, 8, 2, 8>},
+     &simd_microkernel_packing_b<avx512::F32, 8, 3, 16>},
     {&simd_microkernel<avx512::F64, 8, 3, 8>, 8, 24, 8,
-     {&simd_microkernel<avx512::F64, 8, 1, 8>, &simd_microkernel<avx512::F64, 8, 2, 8>}},
+     {&simd_microkernel<avx512::F64, 8, 1, 8>, &simd_microkernel<avx512::F64, 8, 2, 8>},
+     &simd_microkernel_packing_b<avx512::F64, 8, 3, 16>},
     {&pack_avx2_f32, &simd_dot_kernel<avx512::F32, float, 4, 4>, &simd_rowstream_kernel<avx512::F32, float, kRowStreamMaxRows>},
     {&pack_scalar<double, double>, &simd_dot_kernel<avx512::F64, double, 4, 4>, &simd_rowstream_kernel<avx512::F64, double, kRowStreamMaxRows>},
     {&pack_avx2_bf16, &simd_dot_kernel<avx512::F32, c10::BFloat16, 4, 4>, &simd_rowstream_kernel<avx512::F32, c10::BFloat16, kRowStreamMaxRows>},

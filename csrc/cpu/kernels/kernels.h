@@ -22,6 +22,15 @@ template <typename acc_t>
 using MicroKernelFn = void (*)(int64_t kc, const acc_t* a, const acc_t* b, int64_t ldb, const acc_t* c_in,
                                int64_t ldc_in, acc_t* c_out, int64_t ldc_out, const acc_t* bias, int m, int n);
 
+// A micro-kernel that also packs B: b is NR full columns of a row-major B (ldb its row stride),
+// and each of its kc rows is stored to b_packed (NR apart, the packed-sliver layout) as it is read.
+// The sliver is packed while its first tile of C is computed, where the loads from L3 or memory
+// overlap the FMAs, instead of in a pass of its own.
+template <typename acc_t>
+using PackingMicroKernelFn = void (*)(int64_t kc, const acc_t* a, const acc_t* b, int64_t ldb, acc_t* b_packed,
+                                      const acc_t* c_in, int64_t ldc_in, acc_t* c_out, int64_t ldc_out,
+                                      const acc_t* bias, int m, int n);
+
 // narrow[v] (null where an ISA has none) is the same kernel over the first (v + 1)·vec columns of
 // the NR-wide sliver only: the edge sliver of a C whose width is not a multiple of NR then costs
 // what its columns need (784 = 16·48 + 16 columns: a 16-wide last tile, not a third of a 48-wide one).
@@ -31,6 +40,7 @@ struct MicroKernel {
   int mr, nr;
   int vec;  // columns per vector register
   MicroKernelFn<acc_t> narrow[2];
+  PackingMicroKernelFn<acc_t> run_packing_b;  // MR×NR, null where an ISA has none
 
   // The kernel for an n-column tile (n ≤ nr).
   MicroKernelFn<acc_t> for_columns(int n) const {

@@ -11,11 +11,11 @@ namespace linear_ext::cpu {
 
 // MR rows × NV registers per row: NR = NV·width columns; MR·NV accumulators live in registers.
 // PFB > 0 prefetches B that many k-steps ahead (B streams from L2 in gemm.cpp's loop order; A's
-// sliver is reused from L1).
-template <typename V, int MR, int NV, int PFB = 0>
-void simd_microkernel(int64_t kc, const typename V::T* a, const typename V::T* b, int64_t ldb,
-                      const typename V::T* c_in, int64_t ldc_in, typename V::T* c_out, int64_t ldc_out,
-                      const typename V::T* bias, int m, int n) {
+// sliver is reused from L1). With b_packed, every B row read is also stored there, NR apart.
+template <typename V, int MR, int NV, int PFB, bool PackB>
+void simd_microkernel_impl(int64_t kc, const typename V::T* a, const typename V::T* b, int64_t ldb,
+                           typename V::T* b_packed, const typename V::T* c_in, int64_t ldc_in,
+                           typename V::T* c_out, int64_t ldc_out, const typename V::T* bias, int m, int n) {
   using T = typename V::T;
   using Reg = typename V::Reg;
   constexpr int W = V::width;
@@ -42,7 +42,11 @@ void simd_microkernel(int64_t kc, const typename V::T* a, const typename V::T* b
         __builtin_prefetch(reinterpret_cast<const char*>(b + PFB * ldb) + j);
     }
 #pragma GCC unroll 8
-    for (int j = 0; j < NV; ++j) bv[j] = V::loadu(b + j * W);
+    for (int j = 0; j < NV; ++j) {
+      bv[j] = V::loadu(b + j * W);
+      if constexpr (PackB) V::storeu(b_packed + j * W, bv[j]);
+    }
+    if constexpr (PackB) b_packed += NR;
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i) {
       const Reg av = V::broadcast(a[i]);
@@ -78,6 +82,20 @@ void simd_microkernel(int64_t kc, const typename V::T* a, const typename V::T* b
       if (bias) r += bias[j];
       c_out[i * ldc_out + j] = r;
     }
+}
+
+template <typename V, int MR, int NV, int PFB = 0>
+void simd_microkernel(int64_t kc, const typename V::T* a, const typename V::T* b, int64_t ldb,
+                      const typename V::T* c_in, int64_t ldc_in, typename V::T* c_out, int64_t ldc_out,
+                      const typename V::T* bias, int m, int n) {
+  simd_microkernel_impl<V, MR, NV, PFB, false>(kc, a, b, ldb, nullptr, c_in, ldc_in, c_out, ldc_out, bias, m, n);
+}
+
+template <typename V, int MR, int NV, int PFB>
+void simd_microkernel_packing_b(int64_t kc, const typename V::T* a, const typename V::T* b, int64_t ldb,
+                                typename V::T* b_packed, const typename V::T* c_in, int64_t ldc_in,
+                                typename V::T* c_out, int64_t ldc_out, const typename V::T* bias, int m, int n) {
+  simd_microkernel_impl<V, MR, NV, PFB, true>(kc, a, b, ldb, b_packed, c_in, ldc_in, c_out, ldc_out, bias, m, n);
 }
 
 }  // namespace linear_ext::cpu
