@@ -44,9 +44,12 @@ BlockSizes block_sizes(int mr, int nr, size_t elem_size) {
   return {mc, kc, nc};
 }
 
-BlockSizes skinny_block_sizes(int mr, int nr, size_t elem_size, int64_t n) {
+BlockSizes skinny_block_sizes(int mr, int nr, size_t elem_size, int64_t n, int64_t k) {
   const int64_t row_bytes = std::max<int64_t>(n, 1) * static_cast<int64_t>(elem_size);
-  // KC full rows of B in half of L1 where they fit, else 16: few enough rows for the hardware
+  // A B that fits in half of L2 is read from cache, not streamed: the regular KC, so that C is
+  // loaded and stored as few times as for any GEMM.
+  if (k * row_bytes <= cache_sizes().l2 / 2) return {1024 / mr * mr, block_sizes(mr, nr, elem_size).kc, std::max<int64_t>(n, nr)};
+  // Else KC full rows of B in half of L1 where they fit, else 16: few enough rows for the hardware
   // prefetchers to follow each one as a stream, enough to amortise the C tile's load and store.
   const int64_t kc = std::clamp<int64_t>(round_down(cache_sizes().l1 / 2 / row_bytes, 8), 16, 256);
   return {1024 / mr * mr, kc, std::max<int64_t>(n, nr)};

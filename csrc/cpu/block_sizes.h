@@ -16,8 +16,8 @@ struct BlockSizes {
 // and the kernel, never on the thread count (KC fixes the summation order).
 BlockSizes block_sizes(int mr, int nr, size_t elem_size);
 
-// Block sizes for skinny GEMMs (a few rows of A, B read once) with n columns: B is consumed in
+// Block sizes for skinny GEMMs (a few rows of A, B read once) with a k×n B: B is consumed in
 // full-width chunks of KC rows that stay in L2, so that it streams through memory row by row.
-BlockSizes skinny_block_sizes(int mr, int nr, size_t elem_size, int64_t n);
+BlockSizes skinny_block_sizes(int mr, int nr, size_t elem_size, int64_t n, int64_t k);
 
 }  // namespace linear_ext::cpu

@@ -289,7 +289,7 @@ void gemm(const GemmProblem<T>& problem) {
   const MicroKernel<acc_t>& uk = isa.micro_kernel<acc_t>();
   TORCH_INTERNAL_ASSERT(uk.mr * uk.nr <= kMaxTileElems);
   const bool skinny = M <= kSkinnyRows;
-  BlockSizes bs = skinny ? skinny_block_sizes(uk.mr, uk.nr, sizeof(acc_t), N) : block_sizes(uk.mr, uk.nr, sizeof(acc_t));
+  BlockSizes bs = skinny ? skinny_block_sizes(uk.mr, uk.nr, sizeof(acc_t), N, K) : block_sizes(uk.mr, uk.nr, sizeof(acc_t));
   // K in equal steps of at most KC, in multiples of 8 (the packers' transpose width): K = 784 runs
   // as 264 + 264 + 256 rather than 384 + 384 + 16, whose thin last step pays a whole pass over C.
   if (!skinny) bs.kc = std::max<int64_t>(8, round_up(ceil_div(K, std::max<int64_t>(1, ceil_div(K, bs.kc))), 8));
