@@ -12,7 +12,6 @@
 
 #include "cpu/kernels/kernels.h"
 #include "cpu/kernels/pack_avx2.h"
-#include "cpu/kernels/pack_scalar.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
@@ -93,7 +92,7 @@ const IsaKernels kAvx2Kernels = {
     {&simd_microkernel<avx2::F64, 6, 2>, 6, 8, 4, {&simd_microkernel<avx2::F64, 6, 1>, nullptr},
      &simd_microkernel_packing_b<avx2::F64, 6, 2, 16>},
     {&pack_avx2_f32, &simd_dot_kernel<avx2::F32, float, 3, 4>, &simd_rowstream_kernel<avx2::F32, float, kRowStreamMaxRows>},
-    {&pack_scalar<double, double>, &simd_dot_kernel<avx2::F64, double, 3, 4>, &simd_rowstream_kernel<avx2::F64, double, kRowStreamMaxRows>},
+    {&pack_avx2_f64, &simd_dot_kernel<avx2::F64, double, 3, 4>, &simd_rowstream_kernel<avx2::F64, double, kRowStreamMaxRows>},
     {&pack_avx2_bf16, &simd_dot_kernel<avx2::F32, c10::BFloat16, 3, 4>, &simd_rowstream_kernel<avx2::F32, c10::BFloat16, kRowStreamMaxRows>},
     {&pack_avx2_f16, &simd_dot_kernel<avx2::F32, c10::Half, 3, 4>, &simd_rowstream_kernel<avx2::F32, c10::Half, kRowStreamMaxRows>},
 };

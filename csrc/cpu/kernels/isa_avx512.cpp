@@ -15,7 +15,6 @@
 
 #include "cpu/kernels/kernels.h"
 #include "cpu/kernels/pack_avx2.h"
-#include "cpu/kernels/pack_scalar.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma,f16c")
@@ -90,7 +89,7 @@ const IsaKernels kAvx512Kernels = {
      {&simd_microkernel<avx512::F64, 8, 1, 8>, &simd_microkernel<avx512::F64, 8, 2, 8>},
      &simd_microkernel_packing_b<avx512::F64, 8, 3, 16>},
     {&pack_avx2_f32, &simd_dot_kernel<avx512::F32, float, 4, 4>, &simd_rowstream_kernel<avx512::F32, float, kRowStreamMaxRows>},
-    {&pack_scalar<double, double>, &simd_dot_kernel<avx512::F64, double, 4, 4>, &simd_rowstream_kernel<avx512::F64, double, kRowStreamMaxRows>},
+    {&pack_avx2_f64, &simd_dot_kernel<avx512::F64, double, 4, 4>, &simd_rowstream_kernel<avx512::F64, double, kRowStreamMaxRows>},
     {&pack_avx2_bf16, &simd_dot_kernel<avx512::F32, c10::BFloat16, 4, 4>, &simd_rowstream_kernel<avx512::F32, c10::BFloat16, kRowStreamMaxRows>},
     {&pack_avx2_f16, &simd_dot_kernel<avx512::F32, c10::Half, 4, 4>, &simd_rowstream_kernel<avx512::F32, c10::Half, kRowStreamMaxRows>},
 };

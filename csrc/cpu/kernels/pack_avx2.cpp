@@ -5,7 +5,8 @@
 //    before the next eight: eight read streams, which the hardware prefetchers follow, where
 //    walking all R (48) vectors in step was ~1.6x slower from memory;
 //  - vs == 1: the R values of one k-step are contiguous: a converting copy, 8 at a time.
-// Anything else (and the < 8-wide remainders) goes through the scalar packer.
+// float64 takes the same paths four values at a time (4×4 transposes). Anything else (and the
+// remainders narrower than a register) goes through the scalar packer.
 #include "cpu/kernels/pack_avx2.h"
 
 #include <immintrin.h>
@@ -80,19 +81,57 @@ void pack_transposed_sliver(const T* src, int64_t vs, int n, int R, int64_t kc, 
   if (kc8 < kc) pack_scalar(src + kc8, vs, int64_t{1}, n, R, kc - kc8, dst + kc8 * R);
 }
 
+// The same for float64: 4×4 blocks, four values per register.
+void pack_transposed_sliver(const double* src, int64_t vs, int n, int R, int64_t kc, double* dst) {
+  const int64_t kc4 = kc / 4 * 4;
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    for (int64_t p = 0; p < kc4; p += 4) {
+      __m256d r[4];
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) r[q] = _mm256_loadu_pd(src + (i + q) * vs + p);
+      const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+      const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+      double* out = dst + p * R + i;
+      _mm256_storeu_pd(out, _mm256_permute2f128_pd(t0, t2, 0x20));
+      _mm256_storeu_pd(out + R, _mm256_permute2f128_pd(t1, t3, 0x20));
+      _mm256_storeu_pd(out + 2 * R, _mm256_permute2f128_pd(t0, t2, 0x31));
+      _mm256_storeu_pd(out + 3 * R, _mm256_permute2f128_pd(t1, t3, 0x31));
+    }
+  }
+  for (; i < n; ++i)
+    for (int64_t p = 0; p < kc4; ++p) dst[p * R + i] = src[i * vs + p];
+  for (; i < R; ++i)
+    for (int64_t p = 0; p < kc4; ++p) dst[p * R + i] = 0.0;
+  if (kc4 < kc) pack_scalar(src + kc4, vs, int64_t{1}, n, R, kc - kc4, dst + kc4 * R);
+}
+
 // Vectors contiguous along k: sliver by sliver, each a run of in-register transposes.
-template <typename T>
-void pack_transposed(const T* src, int64_t vs, int64_t width, int R, int64_t kc, float* dst) {
+template <typename T, typename acc_t>
+void pack_transposed(const T* src, int64_t vs, int64_t width, int R, int64_t kc, acc_t* dst) {
   for (int64_t s0 = 0; s0 < width; s0 += R)
     pack_transposed_sliver(src + s0 * vs, vs, static_cast<int>(std::min<int64_t>(R, width - s0)), R, kc,
                            dst + s0 * kc);
 }
 
+// Copies (converting to float) the longest multiple of the register width of n values; returns it.
+template <typename T>
+int copy_vectors(const T* row, float* out, int n) {
+  int i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, load8(row + i));
+  return i;
+}
+int copy_vectors(const double* row, double* out, int n) {
+  int i = 0;
+  for (; i + 4 <= n; i += 4) _mm256_storeu_pd(out + i, _mm256_loadu_pd(row + i));
+  return i;
+}
+
 // The values of one k-step contiguous: plain converting copies. k runs in chunks of 16 source
 // rows: within a chunk, sliver by sliver, so that reads stay on a few pages (a row of a large
 // matrix is often a page of its own) and writes go to one sliver at a time.
-template <typename T>
-void pack_copied(const T* src, int64_t ks, int64_t width, int R, int64_t kc, float* dst) {
+template <typename T, typename acc_t>
+void pack_copied(const T* src, int64_t ks, int64_t width, int R, int64_t kc, acc_t* dst) {
   constexpr int64_t kRowsPerChunk = 16;
   for (int64_t p0 = 0; p0 < kc; p0 += kRowsPerChunk) {
     const int64_t p1 = std::min(kc, p0 + kRowsPerChunk);
@@ -100,18 +139,17 @@ void pack_copied(const T* src, int64_t ks, int64_t width, int R, int64_t kc, flo
       const int n = static_cast<int>(std::min<int64_t>(R, width - s0));
       for (int64_t p = p0; p < p1; ++p) {
         const T* row = src + p * ks + s0;
-        float* out = dst + s0 * kc + p * R;
-        int i = 0;
-        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, load8(row + i));
-        for (; i < n; ++i) out[i] = static_cast<float>(row[i]);
-        for (; i < R; ++i) out[i] = 0.0f;
+        acc_t* out = dst + s0 * kc + p * R;
+        int i = copy_vectors(row, out, n);
+        for (; i < n; ++i) out[i] = static_cast<acc_t>(row[i]);
+        for (; i < R; ++i) out[i] = acc_t(0);
       }
     }
   }
 }
 
-template <typename T>
-void pack(const T* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, float* dst) {
+template <typename T, typename acc_t>
+void pack(const T* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, acc_t* dst) {
   if (ks == 1 && vs != 1) {
     pack_transposed(src, vs, width, R, kc, dst);
   } else if (vs == 1) {
@@ -130,6 +168,9 @@ void pack_avx2_bf16(const c10::BFloat16* src, int64_t vs, int64_t ks, int64_t wi
   pack(src, vs, ks, width, R, kc, dst);
 }
 void pack_avx2_f16(const c10::Half* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, float* dst) {
+  pack(src, vs, ks, width, R, kc, dst);
+}
+void pack_avx2_f64(const double* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, double* dst) {
   pack(src, vs, ks, width, R, kc, dst);
 }
 
