@@ -40,6 +40,20 @@ inline void transpose4x8(const __m256* r, __m256* u) {
   u[3] = _mm256_shuffle_ps(t1, t3, 0xEE);
 }
 
+// Stores the first `lanes` (1-4) values of v.
+inline void store_lanes(float* p, __m128 v, int lanes) {
+  if (lanes == 4) {
+    _mm_storeu_ps(p, v);
+    return;
+  }
+  if (lanes & 2) {
+    _mm_storel_pi(reinterpret_cast<__m64*>(p), v);
+    v = _mm_movehl_ps(v, v);
+    p += 2;
+  }
+  if (lanes & 1) _mm_store_ss(p, v);
+}
+
 // One sliver of n ≤ R vectors, each contiguous along k.
 template <typename T>
 void pack_transposed_sliver(const T* src, int64_t vs, int n, int R, int64_t kc, float* dst) {
@@ -60,24 +74,23 @@ void pack_transposed_sliver(const T* src, int64_t vs, int n, int R, int64_t kc, 
       }
     }
   }
-  for (; i + 4 <= n; i += 4) {
+  // The rest four at a time, through the sliver's zero padding: rows past n are zeros, and only the
+  // lanes below R are stored (MR = 6 ends in a 2-wide group).
+  for (; i < R; i += 4) {
+    const int rows = std::clamp(n - i, 0, 4), lanes = std::min(R - i, 4);
     for (int64_t p = 0; p < kc8; p += 8) {
       float* out = dst + p * R;
       __m256 r[4], u[4];
 #pragma GCC unroll 4
-      for (int q = 0; q < 4; ++q) r[q] = load8(src + (i + q) * vs + p);
+      for (int q = 0; q < 4; ++q) r[q] = q < rows ? load8(src + (i + q) * vs + p) : _mm256_setzero_ps();
       transpose4x8(r, u);
 #pragma GCC unroll 4
       for (int q = 0; q < 4; ++q) {
-        _mm_storeu_ps(out + q * R + i, _mm256_castps256_ps128(u[q]));
-        _mm_storeu_ps(out + (q + 4) * R + i, _mm256_extractf128_ps(u[q], 1));
+        store_lanes(out + q * R + i, _mm256_castps256_ps128(u[q]), lanes);
+        store_lanes(out + (q + 4) * R + i, _mm256_extractf128_ps(u[q], 1), lanes);
       }
     }
   }
-  for (; i < n; ++i)
-    for (int64_t p = 0; p < kc8; ++p) dst[p * R + i] = static_cast<float>(src[i * vs + p]);
-  for (; i < R; ++i)
-    for (int64_t p = 0; p < kc8; ++p) dst[p * R + i] = 0.0f;
   if (kc8 < kc) pack_scalar(src + kc8, vs, int64_t{1}, n, R, kc - kc8, dst + kc8 * R);
 }
 
