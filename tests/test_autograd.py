@@ -100,12 +100,21 @@ def test_backward_computes_only_requested_grads(x_grad, w_grad, b_grad, expected
         torch.testing.assert_close(x.grad, dy @ w.detach())
 
 
-def test_only_needed_tensors_are_saved():
+@pytest.mark.parametrize("linear", [LinearFunction.apply, functional.linear], ids=["LinearFunction", "op"])
+@pytest.mark.parametrize("x_grad,w_grad", [(True, False), (False, True), (True, True)])
+def test_only_needed_tensors_are_saved(linear, x_grad, w_grad):
     """Saving X only for dW and W only for dX keeps activations alive only when needed."""
-    x, w = torch.randn(6, 5, requires_grad=True), torch.randn(3, 5)
-    y = LinearFunction.apply(x, w, None)
-    saved = [t for t in y.grad_fn.saved_tensors if t is not None]
-    assert len(saved) == 1 and saved[0].data_ptr() == w.data_ptr()
+    x, w = torch.randn(6, 5, requires_grad=x_grad), torch.randn(3, 5, requires_grad=w_grad)
+    saved = []
+
+    def pack(t):
+        saved.append(t.data_ptr())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        linear(x, w, None)
+    expected = ([w.data_ptr()] if x_grad else []) + ([x.data_ptr()] if w_grad else [])
+    assert sorted(saved) == sorted(expected)
 
 
 @pytest.mark.parametrize("device", DEVICES)
