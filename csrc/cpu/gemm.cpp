@@ -12,6 +12,10 @@
 //       jc: NC-column blocks; the KC×NC block of B is packed (it stays in L2)
 //         ir: MR-row slivers (an A sliver stays in L1 and is broadcast from)
 //           jr: NR-column slivers, streamed from L2 → one micro-kernel call per MR×NR tile of C
+// K is cut into equal KC steps. A row-major float/double B is not packed in a pass of its own: the
+// first ir pass's micro-kernel calls read its rows in place and store them to the packed block as
+// they go, so that its loads overlap FMAs. An edge sliver narrower than NR runs a narrower
+// instance of the micro-kernel.
 // C accumulates across pc steps in acc_t: in C itself when T == acc_t, otherwise in a float
 // workspace, so that 16-bit outputs are rounded once, in the last pc step, together with the bias.
 //
