@@ -7,8 +7,9 @@
 // the end. All row blocks of X run while the NB rows of W are still in L1/L2, so W is read from
 // memory once.
 //
-// Beyond ukernel_simd.h's needs, V provides: load_from(const Src*) / load_from_partial(const Src*,
-// count) converting `width` (or count, zero-filled) Src values into a Reg, and hsum(Reg) -> T.
+// Beyond ukernel_simd.h's needs, V provides: load_from(const Src*) converting `width` Src values
+// into a Reg, load_from_partial(const T*, count) loading count < width values zero-filled, and
+// hsum(Reg) -> T.
 #pragma once
 
 #include <algorithm>
@@ -16,6 +17,19 @@
 #include "cpu/kernels/kernels.h"
 
 namespace linear_ext::cpu {
+
+// The last count < width values of a row as a zero-filled Reg: masked loads for float/double,
+// while a 16-bit tail is staged in a zeroed buffer and converted whole.
+template <typename V, typename Src>
+typename V::Reg load_tail(const Src* p, int count) {
+  if constexpr (std::is_same_v<Src, typename V::T>) {
+    return V::load_from_partial(p, count);
+  } else {
+    Src tail[V::width] = {};
+    std::memcpy(tail, p, count * sizeof(Src));
+    return V::load_from(tail);
+  }
+}
 
 template <typename V, typename Src, int NB, int MB>
 void simd_dot_kernel(int64_t m, int64_t n, int64_t k, const Src* x, int64_t ldx, const Src* w, int64_t ldw,
@@ -43,10 +57,10 @@ void simd_dot_kernel(int64_t m, int64_t n, int64_t k, const Src* x, int64_t ldx,
       const auto step = [&](int64_t p, int count) {
         Reg wv[NB];
 #pragma GCC unroll 8
-        for (int jj = 0; jj < NB; ++jj) wv[jj] = count == W ? V::load_from(wr[jj] + p) : V::load_from_partial(wr[jj] + p, count);
+        for (int jj = 0; jj < NB; ++jj) wv[jj] = count == W ? V::load_from(wr[jj] + p) : load_tail<V>(wr[jj] + p, count);
 #pragma GCC unroll 8
         for (int ii = 0; ii < MB; ++ii) {
-          const Reg xv = count == W ? V::load_from(xr[ii] + p) : V::load_from_partial(xr[ii] + p, count);
+          const Reg xv = count == W ? V::load_from(xr[ii] + p) : load_tail<V>(xr[ii] + p, count);
 #pragma GCC unroll 8
           for (int jj = 0; jj < NB; ++jj) acc[ii][jj] = V::fma(xv, wv[jj], acc[ii][jj]);
         }

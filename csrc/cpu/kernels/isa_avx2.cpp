@@ -46,12 +46,6 @@ struct F32 {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   }
   static Reg load_from_partial(const float* p, int count) { return _mm256_maskload_ps(p, first_lanes_mask32(count)); }
-  template <typename Half16>  // bfloat16 / float16: stage the tail in a zeroed buffer
-  static Reg load_from_partial(const Half16* p, int count) {
-    Half16 tail[width] = {};
-    std::memcpy(tail, p, count * sizeof(Half16));
-    return load_from(tail);
-  }
 };
 
 struct F64 {

@@ -45,12 +45,6 @@ struct F32 {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   }
   static Reg load_from_partial(const float* p, int count) { return _mm512_maskz_loadu_ps(first_lanes(count), p); }
-  template <typename Half16>  // bfloat16 / float16: stage the tail in a zeroed buffer
-  static Reg load_from_partial(const Half16* p, int count) {
-    Half16 tail[width] = {};
-    std::memcpy(tail, p, count * sizeof(Half16));
-    return load_from(tail);
-  }
 };
 
 struct F64 {

@@ -2,6 +2,7 @@
 // (4×8 micro-kernel tiles, 4×4 dot blocks), left to the compiler's baseline vectoriser.
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 #include "cpu/kernels/kernels.h"
 #include "cpu/kernels/pack_scalar.h"
@@ -22,8 +23,7 @@ struct Scalar {
   static T hsum(Reg r) { return r; }
   template <typename Src>
   static Reg load_from(const Src* p) { return static_cast<Elem>(*p); }
-  template <typename Src>  // never reached: a one-element step is never partial
-  static Reg load_from_partial(const Src* p, int) { return static_cast<Elem>(*p); }
+  static Reg load_from_partial(const T* p, int) { return *p; }  // never reached: a one-element step is never partial
 };
 
 }  // namespace linear_ext::cpu::generic

@@ -21,21 +21,10 @@ void simd_microkernel_impl(int64_t kc, const typename V::T* a, const typename V:
   constexpr int W = V::width;
   constexpr int NR = NV * W;
 
-  // C is touched only after the k loop: start fetching every cache line of its rows now (unrolled
-  // for full tiles: with a small kc, a loop here costs as much as the FMAs).
-  constexpr int kLineElems = 64 / static_cast<int>(sizeof(T));
-  if (m == MR && n == NR) {
-#pragma GCC unroll 32
-    for (int i = 0; i < MR; ++i) {
-#pragma GCC unroll 8
-      for (int j = 0; j < NR; j += kLineElems) __builtin_prefetch(c_out + i * ldc_out + j);
-      __builtin_prefetch(c_out + i * ldc_out + NR - 1);
-    }
-  } else {
-    for (int i = 0; i < m; ++i) {
-      for (int j = 0; j < n; j += kLineElems) __builtin_prefetch(c_out + i * ldc_out + j);
-      __builtin_prefetch(c_out + i * ldc_out + n - 1);
-    }
+  // C is touched only after the k loop: start fetching every cache line of its rows now.
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < n; j += 64 / static_cast<int>(sizeof(T))) __builtin_prefetch(c_out + i * ldc_out + j);
+    __builtin_prefetch(c_out + i * ldc_out + n - 1);
   }
 
   Reg acc[MR][NV];
