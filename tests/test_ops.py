@@ -143,6 +143,20 @@ def test_empty_dimensions(M, N, K, dtype, device):
     check_backward_weight(dy, x)
 
 
+# --- Few rows of row-major operands: the CPU input grad reads dY and W in place (cpu/gemm.cpp) ------
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("M", [17, 23, 64, 127, 128])
+@pytest.mark.parametrize("N", [0, 37, 300])
+@pytest.mark.parametrize("K", [1, 15, 16, 17, 47, 48, 49, 97, 1000])
+@pytest.mark.parametrize("layout", ["contiguous", "offset"])
+def test_backward_input_in_place_edges(M, N, K, layout, dtype):
+    """A last row sliver of fewer than MR rows (never read past dY's last row), a last column panel
+    of fewer than NR columns (packed), unaligned operands, and an empty sum (N == 0)."""
+    check_backward_input(as_layout(rand(M, N, dtype=dtype, device="cpu"), layout),
+                         as_layout(rand(N, K, dtype=dtype, device="cpu"), layout))
+
+
 # --- Determinism -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -151,7 +165,9 @@ def test_cpu_results_identical_across_thread_counts(num_threads, dtype):
     dy = rand(300, 260, dtype=dtype, device="cpu")
 
     def run():
-        return [ops.linear_forward(x, w, b), ops.linear_backward_input(dy, w), *ops.linear_backward_weight(dy, x, True)]
+        # dy[:100]: few enough rows for the input grad to read its operands in place.
+        return [ops.linear_forward(x, w, b), ops.linear_backward_input(dy, w), ops.linear_backward_input(dy[:100], w),
+                *ops.linear_backward_weight(dy, x, True)]
 
     num_threads(1)
     single = run()

@@ -82,9 +82,11 @@ namespace linear_ext::cpu {
 const IsaKernels kAvx2Kernels = {
     "avx2",
     {&simd_microkernel<avx2::F32, 6, 2>, 6, 16, 8, {&simd_microkernel<avx2::F32, 6, 1>, nullptr},
-     &simd_microkernel_packing_b<avx2::F32, 6, 2, 16>},
+     &simd_microkernel_packing_b<avx2::F32, 6, 2, 16>,
+     {&simd_microkernel_row_major_a<avx2::F32, 6, 1>, &simd_microkernel_row_major_a<avx2::F32, 6, 2>, nullptr}},
     {&simd_microkernel<avx2::F64, 6, 2>, 6, 8, 4, {&simd_microkernel<avx2::F64, 6, 1>, nullptr},
-     &simd_microkernel_packing_b<avx2::F64, 6, 2, 16>},
+     &simd_microkernel_packing_b<avx2::F64, 6, 2, 16>,
+     {&simd_microkernel_row_major_a<avx2::F64, 6, 1>, &simd_microkernel_row_major_a<avx2::F64, 6, 2>, nullptr}},
     {&pack_avx2_f32, &simd_dot_kernel<avx2::F32, float, 3, 4>, &simd_rowstream_kernel<avx2::F32, float, kRowStreamMaxRows>},
     {&pack_avx2_f64, &simd_dot_kernel<avx2::F64, double, 3, 4>, &simd_rowstream_kernel<avx2::F64, double, kRowStreamMaxRows>},
     {&pack_avx2_bf16, &simd_dot_kernel<avx2::F32, c10::BFloat16, 3, 4>, &simd_rowstream_kernel<avx2::F32, c10::BFloat16, kRowStreamMaxRows>},

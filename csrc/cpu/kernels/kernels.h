@@ -31,6 +31,13 @@ using PackingMicroKernelFn = void (*)(int64_t kc, const acc_t* a, const acc_t* b
                                       const acc_t* c_in, int64_t ldc_in, acc_t* c_out, int64_t ldc_out,
                                       const acc_t* bias, int m, int n);
 
+// A micro-kernel reading A in place: `a` is MR rows of a row-major A (lda apart) rather than a
+// packed sliver, and only its first m rows are read. Otherwise as MicroKernelFn.
+template <typename acc_t>
+using RowMajorAMicroKernelFn = void (*)(int64_t kc, const acc_t* a, int64_t lda, const acc_t* b, int64_t ldb,
+                                        const acc_t* c_in, int64_t ldc_in, acc_t* c_out, int64_t ldc_out,
+                                        const acc_t* bias, int m, int n);
+
 // narrow[v] (null where an ISA has none) is the same kernel over the first (v + 1)·vec columns of
 // the NR-wide sliver only: the edge sliver of a C whose width is not a multiple of NR then costs
 // what its columns need (784 = 16·48 + 16 columns: a 16-wide last tile, not a third of a 48-wide one).
@@ -41,12 +48,16 @@ struct MicroKernel {
   int vec;  // columns per vector register
   MicroKernelFn<acc_t> narrow[2];
   PackingMicroKernelFn<acc_t> run_packing_b;  // MR×NR, null where an ISA has none
+  // row_major_a[v]: the kernel over (v + 1)·vec columns reading A in place; up to NR, the rest
+  // null (all of them where an ISA has none).
+  RowMajorAMicroKernelFn<acc_t> row_major_a[3];
 
   // The kernel for an n-column tile (n ≤ nr).
   MicroKernelFn<acc_t> for_columns(int n) const {
     const int v = (n + vec - 1) / vec - 1;
     return v < 2 && narrow[v] ? narrow[v] : run;
   }
+  RowMajorAMicroKernelFn<acc_t> row_major_a_for_columns(int n) const { return row_major_a[(n + vec - 1) / vec - 1]; }
 };
 
 // Packs `width` vectors of kc elements each, converted to acc_t, into ceil(width / R) k-major

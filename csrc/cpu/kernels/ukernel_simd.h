@@ -12,14 +12,19 @@ namespace linear_ext::cpu {
 // MR rows × NV registers per row: NR = NV·width columns; MR·NV accumulators live in registers.
 // PFB > 0 prefetches B that many k-steps ahead (B streams from L2 in gemm.cpp's loop order; A's
 // sliver is reused from L1). With b_packed, every B row read is also stored there, NR apart.
-template <typename V, int MR, int NV, int PFB, bool PackB>
-void simd_microkernel_impl(int64_t kc, const typename V::T* a, const typename V::T* b, int64_t ldb,
+// With RowA, `a` is not a packed sliver but MR rows of a row-major A, lda apart; rows past m read
+// the last real row instead (never out of bounds), and their sums are dropped like padding's.
+template <typename V, int MR, int NV, int PFB, bool PackB, bool RowA = false>
+void simd_microkernel_impl(int64_t kc, const typename V::T* a, int64_t lda, const typename V::T* b, int64_t ldb,
                            typename V::T* b_packed, const typename V::T* c_in, int64_t ldc_in,
                            typename V::T* c_out, int64_t ldc_out, const typename V::T* bias, int m, int n) {
   using T = typename V::T;
   using Reg = typename V::Reg;
   constexpr int W = V::width;
   constexpr int NR = NV * W;
+  const T* a_rows[MR];
+  if constexpr (RowA)
+    for (int i = 0; i < MR; ++i) a_rows[i] = a + (i < m ? i : m - 1) * lda;
 
   // C is touched only after the k loop: start fetching every cache line of its rows now.
   for (int i = 0; i < m; ++i) {
@@ -49,11 +54,11 @@ void simd_microkernel_impl(int64_t kc, const typename V::T* a, const typename V:
     if constexpr (PackB) b_packed += NR;
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i) {
-      const Reg av = V::broadcast(a[i]);
+      const Reg av = V::broadcast(RowA ? a_rows[i][p] : a[i]);
 #pragma GCC unroll 8
       for (int j = 0; j < NV; ++j) acc[i][j] = V::fma(av, bv[j], acc[i][j]);
     }
-    a += MR;
+    if constexpr (!RowA) a += MR;
     b += ldb;
   }
 
@@ -88,14 +93,22 @@ template <typename V, int MR, int NV, int PFB = 0>
 void simd_microkernel(int64_t kc, const typename V::T* a, const typename V::T* b, int64_t ldb,
                       const typename V::T* c_in, int64_t ldc_in, typename V::T* c_out, int64_t ldc_out,
                       const typename V::T* bias, int m, int n) {
-  simd_microkernel_impl<V, MR, NV, PFB, false>(kc, a, b, ldb, nullptr, c_in, ldc_in, c_out, ldc_out, bias, m, n);
+  simd_microkernel_impl<V, MR, NV, PFB, false>(kc, a, 0, b, ldb, nullptr, c_in, ldc_in, c_out, ldc_out, bias, m, n);
+}
+
+template <typename V, int MR, int NV, int PFB = 0>
+void simd_microkernel_row_major_a(int64_t kc, const typename V::T* a, int64_t lda, const typename V::T* b,
+                                  int64_t ldb, const typename V::T* c_in, int64_t ldc_in, typename V::T* c_out,
+                                  int64_t ldc_out, const typename V::T* bias, int m, int n) {
+  simd_microkernel_impl<V, MR, NV, PFB, false, true>(kc, a, lda, b, ldb, nullptr, c_in, ldc_in, c_out, ldc_out, bias,
+                                                     m, n);
 }
 
 template <typename V, int MR, int NV, int PFB>
 void simd_microkernel_packing_b(int64_t kc, const typename V::T* a, const typename V::T* b, int64_t ldb,
                                 typename V::T* b_packed, const typename V::T* c_in, int64_t ldc_in,
                                 typename V::T* c_out, int64_t ldc_out, const typename V::T* bias, int m, int n) {
-  simd_microkernel_impl<V, MR, NV, PFB, true>(kc, a, b, ldb, b_packed, c_in, ldc_in, c_out, ldc_out, bias, m, n);
+  simd_microkernel_impl<V, MR, NV, PFB, true>(kc, a, 0, b, ldb, b_packed, c_in, ldc_in, c_out, ldc_out, bias, m, n);
 }
 
 }  // namespace linear_ext::cpu
