@@ -1,5 +1,10 @@
 """Typed wrappers over the torch.ops.linear_ext ops, and their fake (meta) kernels.
 
+The wrappers call the ops through the dispatcher either way. Plain tensors (exact types Tensor and
+Parameter, no torch function mode, not under torch.compile) take _C's direct entries, which skip
+torch.ops' boxed call (a few µs per call); everything else (tensor subclasses such as FakeTensor,
+__torch_function__ overrides, Dynamo's tracing) goes through torch.ops, which handles them.
+
 The fake kernels give torch.compile and meta tensors the output shapes without running a kernel;
 their checks mirror csrc/checks.h so that tracing fails with the same messages as eager mode.
 """
@@ -7,24 +12,38 @@ their checks mirror csrc/checks.h so that tracing fails with the same messages a
 import torch
 from torch import Tensor
 
-from . import _library  # noqa: F401  (registers the ops)
+from ._library import _C  # loading it registers the ops
 
 _SUPPORTED_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
+_torch_function_mode_enabled = torch._C._is_torch_function_mode_enabled
+_compiling = torch.compiler.is_compiling
+
+
+def _plain(a, b) -> bool:
+    """Whether a and b may take the direct entry (see the module docstring)."""
+    return type(a) in _PLAIN and type(b) in _PLAIN and not _torch_function_mode_enabled() and not _compiling()
 
 
 def linear_forward(input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     """(M, N) = input (M, K) · weight (N, K)ᵀ + bias (N,), the bias added in the GEMM's epilogue."""
+    if _plain(input, weight) and (bias is None or type(bias) in _PLAIN):
+        return _C.linear_forward(input, weight, bias)
     return torch.ops.linear_ext.linear_forward.default(input, weight, bias)
 
 
 def linear_backward_input(grad_out: Tensor, weight: Tensor) -> Tensor:
     """(M, K) = grad_out (M, N) · weight (N, K)."""
+    if _plain(grad_out, weight):
+        return _C.linear_backward_input(grad_out, weight)
     return torch.ops.linear_ext.linear_backward_input.default(grad_out, weight)
 
 
 def linear_backward_weight(grad_out: Tensor, input: Tensor, bias_grad: bool) -> tuple[Tensor, Tensor]:
     """(grad_out (M, N)ᵀ · input (M, K), Σ_m grad_out) = ((N, K), (N,)); the bias grad is shape (0,)
     unless bias_grad, and is summed while the GEMM reads grad_out."""
+    if _plain(grad_out, input) and type(bias_grad) is bool:
+        return _C.linear_backward_weight(grad_out, input, bias_grad)
     return torch.ops.linear_ext.linear_backward_weight.default(grad_out, input, bias_grad)
 
 
