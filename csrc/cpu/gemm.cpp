@@ -319,21 +319,18 @@ void run_in_place(const Plan<T>& plan) {
   });
 }
 
-// Whether run_in_place suits the problem. B's rows must be shorter than a 4 KiB page: a panel of
-// longer rows spans a page per k-step, and its reads by every row sliver miss the TLB (in place
-// measured 8-20% slower than packed at 4032 columns). A's rows must not be a multiple of 4 KiB
-// apart, or a sliver's rows would all fall in the same few L1 sets.
+// Whether run_in_place suits a float/double problem (16-bit operands must be converted, which
+// packing does). B's rows must be shorter than a 4 KiB page: a panel of longer rows spans a page
+// per k-step, and its reads by every row sliver miss the TLB (in place measured 8-20% slower than
+// packed at 4032 columns). A's rows must not be a multiple of 4 KiB apart, or a sliver's rows
+// would all fall in the same few L1 sets.
 template <typename T>
-bool in_place_suits(const GemmProblem<T>& pr, const MicroKernel<at::opmath_type<T>>& uk) {
-  if constexpr (!std::is_same_v<T, at::opmath_type<T>>) {
-    return false;  // 16-bit operands must be converted, which packing does
-  } else {
-    constexpr int64_t kPage = 4096;
-    const int64_t elem = sizeof(T);
-    return uk.row_major_a[0] && pr.m() > kSkinnyRows && pr.m() <= kInPlaceMaxRows && pr.n() > 0 && !pr.row_sums &&
-           pr.a.layout.cs == 1 && pr.b.layout.cs == 1 && pr.a.layout.rs * elem % kPage != 0 &&
-           pr.b.layout.rs * elem < kPage;
-  }
+bool in_place_suits(const GemmProblem<T>& pr, const MicroKernel<T>& uk) {
+  constexpr int64_t kPage = 4096;
+  constexpr int64_t elem = sizeof(T);
+  return uk.row_major_a[0] && pr.m() > kSkinnyRows && pr.m() <= kInPlaceMaxRows && pr.n() > 0 && !pr.row_sums &&
+         pr.a.layout.cs == 1 && pr.b.layout.cs == 1 && pr.a.layout.rs * elem % kPage != 0 &&
+         pr.b.layout.rs * elem < kPage;
 }
 
 }  // namespace
@@ -384,9 +381,11 @@ void gemm(const GemmProblem<T>& problem) {
     run_rowstream(plan);
     return;
   }
-  if (in_place_suits(problem, uk)) {
-    if constexpr (std::is_same_v<T, acc_t>) run_in_place(plan);
-    return;
+  if constexpr (std::is_same_v<T, acc_t>) {
+    if (in_place_suits(problem, uk)) {
+      run_in_place(plan);
+      return;
+    }
   }
 
   if (problem.row_sums) {

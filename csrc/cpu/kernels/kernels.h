@@ -52,12 +52,15 @@ struct MicroKernel {
   // null (all of them where an ISA has none).
   RowMajorAMicroKernelFn<acc_t> row_major_a[3];
 
-  // The kernel for an n-column tile (n ≤ nr).
+  // The kernels for an n-column tile (n ≤ nr).
   MicroKernelFn<acc_t> for_columns(int n) const {
-    const int v = (n + vec - 1) / vec - 1;
+    const int v = vectors(n) - 1;
     return v < 2 && narrow[v] ? narrow[v] : run;
   }
-  RowMajorAMicroKernelFn<acc_t> row_major_a_for_columns(int n) const { return row_major_a[(n + vec - 1) / vec - 1]; }
+  RowMajorAMicroKernelFn<acc_t> row_major_a_for_columns(int n) const { return row_major_a[vectors(n) - 1]; }
+
+ private:
+  int vectors(int n) const { return (n + vec - 1) / vec; }
 };
 
 // Packs `width` vectors of kc elements each, converted to acc_t, into ceil(width / R) k-major
