@@ -9,6 +9,17 @@
 
 namespace linear_ext::cpu {
 
+// Prefetches every cache line of rows × cols of a row-major matrix (each row's last element too:
+// a row need not start on a line).
+template <typename T>
+[[gnu::always_inline]] inline void prefetch_rows(const T* c, int64_t ldc, int rows, int cols) {
+  constexpr int kLine = 64 / static_cast<int>(sizeof(T));
+  for (int i = 0; i < rows; ++i) {
+    for (int j = 0; j < cols; j += kLine) __builtin_prefetch(c + i * ldc + j);
+    __builtin_prefetch(c + i * ldc + cols - 1);
+  }
+}
+
 // MR rows × NV registers per row: NR = NV·width columns; MR·NV accumulators live in registers.
 // PFB > 0 prefetches B that many k-steps ahead (B streams from L2 in gemm.cpp's loop order; A's
 // sliver is reused from L1). With b_packed, every B row read is also stored there, NR apart.
@@ -23,14 +34,19 @@ void simd_microkernel_impl(int64_t kc, const typename V::T* a, int64_t lda, cons
   constexpr int W = V::width;
   constexpr int NR = NV * W;
   const T* a_rows[MR];
-  if constexpr (RowA)
-    for (int i = 0; i < MR; ++i) a_rows[i] = a + (i < m ? i : m - 1) * lda;
-
-  // C is touched only after the k loop: start fetching every cache line of its rows now.
-  for (int i = 0; i < m; ++i) {
-    for (int j = 0; j < n; j += 64 / static_cast<int>(sizeof(T))) __builtin_prefetch(c_out + i * ldc_out + j);
-    __builtin_prefetch(c_out + i * ldc_out + n - 1);
+  if constexpr (RowA) {
+    a_rows[0] = a;
+#pragma GCC unroll 32
+    for (int i = 1; i < MR; ++i) a_rows[i] = a_rows[i - 1] + (i < m ? lda : 0);
   }
+
+  // C is touched only after the k loop: start fetching every cache line of its rows now. A full
+  // tile passes constant bounds, so that its prefetches are unrolled: at small kc a looping
+  // prefetch cost as much as the FMAs.
+  if (m == MR && n == NR)
+    prefetch_rows(c_out, ldc_out, MR, NR);
+  else
+    prefetch_rows(c_out, ldc_out, m, n);
 
   Reg acc[MR][NV];
 #pragma GCC unroll 32
