@@ -143,16 +143,17 @@ def test_empty_dimensions(M, N, K, dtype, device):
     check_backward_weight(dy, x)
 
 
-# --- Few rows of row-major operands: the CPU input grad reads dY and W in place (cpu/gemm.cpp) ------
+# --- Few rows of row-major operands: the CPU input grad reads dY in place, packs W as it goes (cpu/gemm.cpp)
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("M", [17, 23, 64, 127, 128])
-@pytest.mark.parametrize("N", [0, 37, 300])
+@pytest.mark.parametrize("N", [0, 37, 300, 800])
 @pytest.mark.parametrize("K", [1, 15, 16, 17, 47, 48, 49, 97, 1000])
 @pytest.mark.parametrize("layout", ["contiguous", "offset"])
 def test_backward_input_in_place_edges(M, N, K, layout, dtype):
     """A last row sliver of fewer than MR rows (never read past dY's last row), a last column panel
-    of fewer than NR columns (packed), unaligned operands, and an empty sum (N == 0)."""
+    of fewer than NR columns (packed beforehand), unaligned operands, an empty sum (N == 0), and a
+    sum over several KC steps (N == 800), each packing W's panels anew."""
     check_backward_input(as_layout(rand(M, N, dtype=dtype, device="cpu"), layout),
                          as_layout(rand(N, K, dtype=dtype, device="cpu"), layout))
 

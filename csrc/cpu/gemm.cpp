@@ -26,7 +26,8 @@
 // place or packing one sliver at a time into an L1-resident buffer. With at most four rows of A and
 // row-major B, B's rows stream through the row-streaming kernels instead, in address order.
 // Between skinny and kInPlaceMaxRows rows, with A and B both row-major (the input grad dY·W at
-// training batch sizes), neither operand is packed: run_in_place reads them where they lie.
+// training batch sizes), A is not packed: run_in_place reads it where it lies, and packs B one
+// column panel at a time.
 //
 // Determinism: the blocking depends only on the shape and the CPU, every element of C and of the
 // row sums is computed by one thread in a fixed order, and workers run in the caller's
@@ -56,8 +57,8 @@ namespace {
 constexpr double kMinMacsPerThread = 1 << 19;
 // Up to this many rows of A the GEMM is a streaming (memory-bound) problem.
 constexpr int64_t kSkinnyRows = 16;
-// Up to this many rows, row-major operands are read in place rather than packed (run_in_place):
-// at 128 rows in place measured 2-30% faster than packed, at 256 up to 6% slower.
+// Up to this many rows, a row-major A is read in place rather than packed (run_in_place): at 32-128
+// rows that measured 5-20% faster than the packed loops, at 200-256 rows no faster.
 constexpr int64_t kInPlaceMaxRows = 128;
 // Largest MR×NR over all micro-kernels (8×48), for the on-stack tile of 16-bit outputs.
 constexpr int kMaxTileElems = 8 * 48;
@@ -279,10 +280,13 @@ void run_rowstream(const Plan<T>& plan) {
 }
 
 // Few rows with A and B both row-major float/double (the input grad dY·W at training batch sizes):
-// packing would be repaid by only a few row slivers, so neither operand is packed. Each NR-column
-// panel of B is read in place by every row sliver in turn (from L1/L2 after the first), the
-// slivers' rows are broadcast from A in place, and C is written column panel by column panel.
-// An edge panel narrower than NR is packed (zero-padded), so that no read passes B's row ends.
+// packing A would be repaid by only a few row slivers, so A is read in place, the micro-kernel
+// broadcasting from MR of its rows. B is packed one NR-column panel at a time, by the first row
+// sliver's kernel call: it reads the panel's rows in place and stores them contiguous as it goes
+// (so that their loads overlap FMAs). The other row slivers read the packed panel from L1/L2,
+// clear of the L1 set conflicts and TLB misses of B's strided rows (read in place by every sliver,
+// B measured up to 12% slower). C is written column panel by column panel. An edge panel narrower than NR is packed,
+// zero-padded, beforehand.
 template <typename T>
 void run_in_place(const Plan<T>& plan) {
   const GemmProblem<T>& pr = plan.problem;
@@ -293,7 +297,7 @@ void run_in_place(const Plan<T>& plan) {
   // Threads split whole NR-column panels, so that only the last panel of C can be narrow.
   parallel_over_columns(M * nr, ceil_div(N, nr), K, 1, [&](int64_t p0, int64_t p1) {
     const int64_t j0 = p0 * nr, j1 = std::min(N, p1 * nr);
-    T* edge = tls_packed_b.get<T>(std::min(plan.bs.kc, K) * nr);
+    T* panel = tls_packed_b.get<T>(std::min(plan.bs.kc, K) * nr);
     // K == 0 still takes one (empty) step, so that C receives the bias or zeros.
     for (int64_t pc = 0; pc == 0 || pc < K; pc += plan.bs.kc) {
       const int64_t kc = std::min(plan.bs.kc, K - pc);
@@ -301,18 +305,20 @@ void run_in_place(const Plan<T>& plan) {
       for (int64_t jr = j0; jr < j1; jr += nr) {
         const int n = static_cast<int>(std::min<int64_t>(nr, j1 - jr));
         const T* b = B.base + pc * B.layout.rs + jr;
-        int64_t ldb = B.layout.rs;
-        if (n < nr) {
-          pack_b(plan.pack, B, pc, kc, jr, n, nr, edge);
-          b = edge, ldb = nr;
-        }
+        const bool narrow = n < nr;
+        if (narrow) pack_b(plan.pack, B, pc, kc, jr, n, nr, panel);
         const RowMajorAMicroKernelFn<T> run = plan.uk.row_major_a_for_columns(n);
         const T* tile_bias = (last && plan.bias) ? plan.bias + jr : nullptr;
         for (int64_t ir = 0; ir < M; ir += mr) {
           const int m = static_cast<int>(std::min<int64_t>(mr, M - ir));
+          const T* a = A.base + ir * A.layout.rs + pc;
           T* c = pr.c + ir * pr.ldc + jr;
-          run(kc, A.base + ir * A.layout.rs + pc, A.layout.rs, b, ldb, first ? nullptr : c, pr.ldc, c, pr.ldc,
-              tile_bias, m, n);
+          const T* c_in = first ? nullptr : c;
+          if (ir == 0 && !narrow)
+            plan.uk.row_major_a_packing_b(kc, a, A.layout.rs, b, B.layout.rs, panel, c_in, pr.ldc, c, pr.ldc,
+                                          tile_bias, m, n);
+          else
+            run(kc, a, A.layout.rs, panel, nr, c_in, pr.ldc, c, pr.ldc, tile_bias, m, n);
         }
       }
     }
@@ -321,14 +327,14 @@ void run_in_place(const Plan<T>& plan) {
 
 // Whether run_in_place suits a float/double problem (16-bit operands must be converted, which
 // packing does). B's rows must be shorter than a 4 KiB page: a panel of longer rows spans a page
-// per k-step, and its reads by every row sliver miss the TLB (in place measured 8-20% slower than
-// packed at 4032 columns). A's rows must not be a multiple of 4 KiB apart, or a sliver's rows
-// would all fall in the same few L1 sets.
+// per k-step, whose reads miss the TLB (run_in_place measured 2-8% slower than the packed loops at
+// 1024-4096 columns). A's rows must not be a multiple of 4 KiB apart, or a sliver's rows would all
+// fall in the same few L1 sets.
 template <typename T>
 bool in_place_suits(const GemmProblem<T>& pr, const MicroKernel<T>& uk) {
   constexpr int64_t kPage = 4096;
   constexpr int64_t elem = sizeof(T);
-  return uk.row_major_a[0] && pr.m() > kSkinnyRows && pr.m() <= kInPlaceMaxRows && pr.n() > 0 && !pr.row_sums &&
+  return uk.row_major_a_packing_b && pr.m() > kSkinnyRows && pr.m() <= kInPlaceMaxRows && pr.n() > 0 && !pr.row_sums &&
          pr.a.layout.cs == 1 && pr.b.layout.cs == 1 && pr.a.layout.rs * elem % kPage != 0 &&
          pr.b.layout.rs * elem < kPage;
 }

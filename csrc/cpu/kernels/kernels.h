@@ -38,6 +38,13 @@ using RowMajorAMicroKernelFn = void (*)(int64_t kc, const acc_t* a, int64_t lda,
                                         const acc_t* c_in, int64_t ldc_in, acc_t* c_out, int64_t ldc_out,
                                         const acc_t* bias, int m, int n);
 
+// A micro-kernel reading A in place and packing B: a as for RowMajorAMicroKernelFn, b and b_packed
+// as for PackingMicroKernelFn.
+template <typename acc_t>
+using RowMajorAPackingMicroKernelFn = void (*)(int64_t kc, const acc_t* a, int64_t lda, const acc_t* b, int64_t ldb,
+                                               acc_t* b_packed, const acc_t* c_in, int64_t ldc_in, acc_t* c_out,
+                                               int64_t ldc_out, const acc_t* bias, int m, int n);
+
 // narrow[v] (null where an ISA has none) is the same kernel over the first (v + 1)·vec columns of
 // the NR-wide sliver only: the edge sliver of a C whose width is not a multiple of NR then costs
 // what its columns need (784 = 16·48 + 16 columns: a 16-wide last tile, not a third of a 48-wide one).
@@ -51,6 +58,7 @@ struct MicroKernel {
   // row_major_a[v]: the kernel over (v + 1)·vec columns reading A in place; up to NR, the rest
   // null (all of them where an ISA has none).
   RowMajorAMicroKernelFn<acc_t> row_major_a[3];
+  RowMajorAPackingMicroKernelFn<acc_t> row_major_a_packing_b;  // MR×NR, null where an ISA has none
 
   // The kernels for an n-column tile (n ≤ nr).
   MicroKernelFn<acc_t> for_columns(int n) const {

@@ -127,4 +127,13 @@ void simd_microkernel_packing_b(int64_t kc, const typename V::T* a, const typena
   simd_microkernel_impl<V, MR, NV, PFB, true>(kc, a, 0, b, ldb, b_packed, c_in, ldc_in, c_out, ldc_out, bias, m, n);
 }
 
+template <typename V, int MR, int NV, int PFB>
+void simd_microkernel_row_major_a_packing_b(int64_t kc, const typename V::T* a, int64_t lda, const typename V::T* b,
+                                            int64_t ldb, typename V::T* b_packed, const typename V::T* c_in,
+                                            int64_t ldc_in, typename V::T* c_out, int64_t ldc_out,
+                                            const typename V::T* bias, int m, int n) {
+  simd_microkernel_impl<V, MR, NV, PFB, true, true>(kc, a, lda, b, ldb, b_packed, c_in, ldc_in, c_out, ldc_out, bias,
+                                                    m, n);
+}
+
 }  // namespace linear_ext::cpu
