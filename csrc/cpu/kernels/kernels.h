@@ -62,6 +62,7 @@ struct MicroKernel {
 
   // The kernels for an n-column tile (n ≤ nr).
   MicroKernelFn<acc_t> for_columns(int n) const {
+    if (n == nr) return run;  // every tile but a row's last: no division
     const int v = vectors(n) - 1;
     return v < 2 && narrow[v] ? narrow[v] : run;
   }
