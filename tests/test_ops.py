@@ -143,7 +143,7 @@ def test_empty_dimensions(M, N, K, dtype, device):
     check_backward_weight(dy, x)
 
 
-# --- Few rows of row-major operands: the CPU input grad reads dY in place, packs W as it goes (cpu/gemm.cpp)
+# --- Few rows: the CPU input grad and forward read dY / X in place and pack W panel by panel (cpu/gemm.cpp)
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("M", [17, 23, 64, 127, 128])
@@ -156,6 +156,19 @@ def test_backward_input_in_place_edges(M, N, K, layout, dtype):
     sum over several KC steps (N == 800), each packing W's panels anew."""
     check_backward_input(as_layout(rand(M, N, dtype=dtype, device="cpu"), layout),
                          as_layout(rand(N, K, dtype=dtype, device="cpu"), layout))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("M", [17, 23, 64, 127, 128])
+@pytest.mark.parametrize("N", [17, 37, 300, 512])
+@pytest.mark.parametrize("K", [1, 7, 8, 9, 97, 800])
+@pytest.mark.parametrize("layout", ["contiguous", "offset"])
+def test_forward_in_place_edges(M, N, K, layout, dtype):
+    """The forward at these sizes reads X in place and packs Wᵀ panel by panel: a last row sliver
+    of fewer than MR rows, a last panel of fewer than NR columns, unaligned operands, and a sum over
+    several KC steps (K == 800) with the bias added in the last."""
+    check_forward(as_layout(rand(M, K, dtype=dtype, device="cpu"), layout),
+                  as_layout(rand(N, K, dtype=dtype, device="cpu"), layout), rand(N, dtype=dtype, device="cpu"))
 
 
 # --- Determinism -------------------------------------------------------------------------------------

@@ -25,9 +25,9 @@
 // full rows (skinny_block_sizes) so that it streams row by row, reading float/double slivers in
 // place or packing one sliver at a time into an L1-resident buffer. With at most four rows of A and
 // row-major B, B's rows stream through the row-streaming kernels instead, in address order.
-// Between skinny and kInPlaceMaxRows rows, with A and B both row-major (the input grad dY·W at
-// training batch sizes), A is not packed: run_in_place reads it where it lies, and packs B one
-// column panel at a time.
+// Between skinny and kInPlaceMaxRows rows of a row-major A (the input grad dY·W and the forward
+// X·Wᵀ at training batch sizes), A is not packed: run_in_place reads it where it lies, and packs B
+// one column panel at a time.
 //
 // Determinism: the blocking depends only on the shape and the CPU, every element of C and of the
 // row sums is computed by one thread in a fixed order, and workers run in the caller's
@@ -60,6 +60,10 @@ constexpr int64_t kSkinnyRows = 16;
 // Up to this many rows, a row-major A is read in place rather than packed (run_in_place): at 32-128
 // rows that measured 5-20% faster than the packed loops, at 200-256 rows no faster.
 constexpr int64_t kInPlaceMaxRows = 128;
+// Up to this many columns, a column-major B (the forward's Wᵀ) also takes run_in_place: in place
+// measured 4-11% faster at 256-512 columns, even at 640-768, and 6% slower at 1000-3072, where the
+// packed loops' reuse of an A sliver from L1 across a whole B block wins.
+constexpr int64_t kInPlaceMaxColumnMajorN = 512;
 // Largest MR×NR over all micro-kernels (8×48), for the on-stack tile of 16-bit outputs.
 constexpr int kMaxTileElems = 8 * 48;
 
@@ -281,14 +285,15 @@ void run_rowstream(const Plan<T>& plan) {
   });
 }
 
-// Few rows with A and B both row-major float/double (the input grad dY·W at training batch sizes):
-// packing A would be repaid by only a few row slivers, so A is read in place, the micro-kernel
-// broadcasting from MR of its rows. B is packed one NR-column panel at a time, by the first row
-// sliver's kernel call: it reads the panel's rows in place and stores them contiguous as it goes
-// (so that their loads overlap FMAs). The other row slivers read the packed panel from L1/L2,
-// clear of the L1 set conflicts and TLB misses of B's strided rows (read in place by every sliver,
-// B measured up to 12% slower). C is written column panel by column panel. An edge panel narrower
-// than NR is packed, zero-padded, beforehand.
+// Few rows of a row-major float/double A (the input grad dY·W and the forward X·Wᵀ at training
+// batch sizes): packing A would be repaid by only a few row slivers, so A is read in place, the
+// micro-kernel broadcasting from MR of its rows. B is packed one NR-column panel at a time. A
+// row-major B (dY·W) is packed by the first row sliver's kernel call, which reads the panel's rows
+// in place and stores them contiguous as it goes (so that their loads overlap FMAs); the other row
+// slivers read the packed panel from L1/L2, clear of the L1 set conflicts and TLB misses of B's
+// strided rows (read in place by every sliver, B measured up to 12% slower). A column-major B (the
+// forward's Wᵀ), and an edge panel narrower than NR, are packed (zero-padded) beforehand by the
+// packing routine. C is written column panel by column panel.
 template <typename T>
 void run_in_place(const Plan<T>& plan) {
   const GemmProblem<T>& pr = plan.problem;
@@ -309,8 +314,8 @@ void run_in_place(const Plan<T>& plan) {
       for (int64_t jr = j0; jr < j1; jr += nr) {
         const int n = static_cast<int>(std::min<int64_t>(nr, j1 - jr));
         const T* b = B.base + pc * B.layout.rs + jr;
-        const bool narrow = n < nr;
-        if (narrow) pack_b(plan.pack, B, pc, kc, jr, n, nr, panel);
+        const bool pack_in_kernel = n == nr && B.layout.cs == 1;
+        if (!pack_in_kernel) pack_b(plan.pack, B, pc, kc, jr, n, nr, panel);
         const RowMajorAMicroKernelFn<T> run = plan.uk.row_major_a_for_columns(n);
         const T* tile_bias = (last && plan.bias) ? plan.bias + jr : nullptr;
         for (int64_t ir = 0; ir < M; ir += mr) {
@@ -318,7 +323,7 @@ void run_in_place(const Plan<T>& plan) {
           const T* a = A.base + ir * A.layout.rs + pc;
           T* c = pr.c + ir * pr.ldc + jr;
           const T* c_in = first ? nullptr : c;
-          if (ir == 0 && !narrow)
+          if (ir == 0 && pack_in_kernel)
             plan.uk.row_major_a_packing_b(kc, a, A.layout.rs, b, B.layout.rs, panel, c_in, pr.ldc, c, pr.ldc,
                                           tile_bias, m, n);
           else
@@ -330,17 +335,19 @@ void run_in_place(const Plan<T>& plan) {
 }
 
 // Whether run_in_place suits a float/double problem (16-bit operands must be converted, which
-// packing does). B's rows must be shorter than a 4 KiB page: a panel of longer rows spans a page
-// per k-step, whose reads miss the TLB (run_in_place measured 2-8% slower than the packed loops at
-// 1024-4096 columns). A's rows must not be a multiple of 4 KiB apart, or a sliver's rows would all
-// fall in the same few L1 sets.
+// packing does). A row-major B's rows must be shorter than a 4 KiB page: a panel of longer rows
+// spans a page per k-step, whose reads miss the TLB (run_in_place measured 2-8% slower than the
+// packed loops at 1024-4096 columns); a column-major B may have kInPlaceMaxColumnMajorN columns.
+// A's rows must not be a multiple of 4 KiB apart, or a sliver's rows would all fall in the same
+// few L1 sets.
 template <typename T>
 bool in_place_suits(const GemmProblem<T>& pr, const MicroKernel<T>& uk) {
   constexpr int64_t kPage = 4096;
   constexpr int64_t elem = sizeof(T);
+  const bool b_suits = pr.b.layout.cs == 1 ? pr.b.layout.rs * elem < kPage
+                                           : pr.b.layout.rs == 1 && pr.n() <= kInPlaceMaxColumnMajorN;
   return uk.row_major_a_packing_b && pr.m() > kSkinnyRows && pr.m() <= kInPlaceMaxRows && pr.n() > 0 && !pr.row_sums &&
-         pr.a.layout.cs == 1 && pr.b.layout.cs == 1 && pr.a.layout.rs * elem % kPage != 0 &&
-         pr.b.layout.rs * elem < kPage;
+         pr.a.layout.cs == 1 && pr.a.layout.rs * elem % kPage != 0 && b_suits;
 }
 
 }  // namespace
