@@ -93,42 +93,19 @@ struct Plan {
   acc_t* c_accum;     // M×N workspace for 16-bit outputs spanning several pc steps, or null
 };
 
-// sums[i] += Σ_p sliver[p·MR + i] in p order, for i < rows, over one packed A sliver. The sums are
-// held in registers across p (hence MR as a constant): accumulating in memory chained every add
-// through a store and a reload.
-template <int MR, typename acc_t>
-void add_sliver_row_sums(const acc_t* sliver, int64_t kc, int rows, acc_t* sums) {
-  acc_t s[MR] = {};
-  for (int i = 0; i < rows; ++i) s[i] = sums[i];
-  for (int64_t p = 0; p < kc; ++p)
-    for (int i = 0; i < MR; ++i) s[i] += sliver[p * MR + i];
-  for (int i = 0; i < rows; ++i) sums[i] = s[i];
-}
-
 // Packs rows [i0, i0+mc) × columns [p0, p0+kc) of A into MR-row slivers (dst[s·MR·kc + p·MR + i]),
 // adding each packed row's values to row_sums[i - i0] in k order when row_sums is given.
 template <typename T, typename acc_t>
 void pack_a(PackFn<T, acc_t> pack, const MatrixRef<T>& a, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int mr,
             acc_t* dst, acc_t* row_sums) {
-  pack(a.base + i0 * a.layout.rs + p0 * a.layout.cs, a.layout.rs, a.layout.cs, mc, mr, kc, dst);
-  if (!row_sums) return;
-  for (int64_t s0 = 0; s0 < mc; s0 += mr) {
-    const acc_t* sliver = dst + s0 * kc;
-    const int rows = static_cast<int>(std::min<int64_t>(mr, mc - s0));
-    switch (mr) {  // the micro-kernels' MR values
-      case 4: add_sliver_row_sums<4>(sliver, kc, rows, row_sums + s0); break;
-      case 6: add_sliver_row_sums<6>(sliver, kc, rows, row_sums + s0); break;
-      case 8: add_sliver_row_sums<8>(sliver, kc, rows, row_sums + s0); break;
-      default: TORCH_INTERNAL_ASSERT(false, "no row-sum loop for MR = ", mr);
-    }
-  }
+  pack(a.base + i0 * a.layout.rs + p0 * a.layout.cs, a.layout.rs, a.layout.cs, mc, mr, kc, dst, row_sums);
 }
 
 // Packs columns [j0, j0+n) × rows [p0, p0+kc) of B into NR-column slivers (dst[s·NR·kc + p·NR + j]).
 template <typename T, typename acc_t>
 void pack_b(PackFn<T, acc_t> pack, const MatrixRef<T>& b, int64_t p0, int64_t kc, int64_t j0, int64_t n, int nr,
             acc_t* dst) {
-  pack(b.base + p0 * b.layout.rs + j0 * b.layout.cs, b.layout.cs, b.layout.rs, n, nr, kc, dst);
+  pack(b.base + p0 * b.layout.rs + j0 * b.layout.cs, b.layout.cs, b.layout.rs, n, nr, kc, dst, nullptr);
 }
 
 // C[i0:i1, j0:j1] with the serial Goto loops; adds row sums of A's rows [i0, i1) if add_row_sums.

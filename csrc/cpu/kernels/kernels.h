@@ -76,8 +76,11 @@ struct MicroKernel {
 // slivers of R vectors, one after another:
 //   dst[(i / R)·R·kc + p·R + i % R] = src[i·vs + p·ks], zero-padded up to a multiple of R.
 // A-slivers are rows of A (vs = A's row stride), B-slivers columns of B (vs = B's column stride).
+// With sums (the bias grad's row sums of A = dYᵀ), sums[i] += each packed value of vector i, in k
+// order, for i < width: added as the values are packed, not in a second pass over the slivers.
 template <typename T, typename acc_t>
-using PackFn = void (*)(const T* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, acc_t* dst);
+using PackFn = void (*)(const T* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, acc_t* dst,
+                        acc_t* sums);
 
 // Skinny forward (few rows of X, both operands contiguous along k), one dot product per output:
 //   y[i·ldy + j] = Σ_{p<k} x[i·ldx + p] · w[j·ldw + p] + (bias ? bias[j] : 0)   for i < m, j < n,

@@ -12,6 +12,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "cpu/kernels/pack_scalar.h"
 
@@ -54,6 +55,13 @@ inline void store_lanes(float* p, __m128 v, int lanes) {
   if (lanes & 1) _mm_store_ss(p, v);
 }
 
+// Adds the first n vectors of a packed sliver to sums, in k order.
+template <typename acc_t>
+void add_sliver_sums(const acc_t* sliver, int n, int R, int64_t kc, acc_t* sums) {
+  for (int i = 0; i < n; ++i)
+    for (int64_t p = 0; p < kc; ++p) sums[i] += sliver[p * R + i];
+}
+
 // One sliver of n ≤ R vectors, each contiguous along k.
 template <typename T>
 void pack_transposed_sliver(const T* src, int64_t vs, int n, int R, int64_t kc, float* dst) {
@@ -91,7 +99,7 @@ void pack_transposed_sliver(const T* src, int64_t vs, int n, int R, int64_t kc, 
       }
     }
   }
-  if (kc8 < kc) pack_scalar(src + kc8, vs, int64_t{1}, n, R, kc - kc8, dst + kc8 * R);
+  if (kc8 < kc) pack_scalar(src + kc8, vs, int64_t{1}, n, R, kc - kc8, dst + kc8 * R, static_cast<float*>(nullptr));
 }
 
 // The same for float64: 4×4 blocks, four values per register.
@@ -116,75 +124,143 @@ void pack_transposed_sliver(const double* src, int64_t vs, int n, int R, int64_t
     for (int64_t p = 0; p < kc4; ++p) dst[p * R + i] = src[i * vs + p];
   for (; i < R; ++i)
     for (int64_t p = 0; p < kc4; ++p) dst[p * R + i] = 0.0;
-  if (kc4 < kc) pack_scalar(src + kc4, vs, int64_t{1}, n, R, kc - kc4, dst + kc4 * R);
+  if (kc4 < kc) pack_scalar(src + kc4, vs, int64_t{1}, n, R, kc - kc4, dst + kc4 * R, static_cast<double*>(nullptr));
 }
 
 // Vectors contiguous along k: sliver by sliver, each a run of in-register transposes.
+// With sums, each sliver's are added just after it is packed, while it is in L1 (this layout is
+// the bias grad's only when dY is a transposed view).
 template <typename T, typename acc_t>
-void pack_transposed(const T* src, int64_t vs, int64_t width, int R, int64_t kc, acc_t* dst) {
-  for (int64_t s0 = 0; s0 < width; s0 += R)
-    pack_transposed_sliver(src + s0 * vs, vs, static_cast<int>(std::min<int64_t>(R, width - s0)), R, kc,
-                           dst + s0 * kc);
+void pack_transposed(const T* src, int64_t vs, int64_t width, int R, int64_t kc, acc_t* dst, acc_t* sums) {
+  for (int64_t s0 = 0; s0 < width; s0 += R) {
+    const int n = static_cast<int>(std::min<int64_t>(R, width - s0));
+    pack_transposed_sliver(src + s0 * vs, vs, n, R, kc, dst + s0 * kc);
+    if (sums) add_sliver_sums(dst + s0 * kc, n, R, kc, sums + s0);
+  }
 }
 
-// Copies (converting to float) the longest multiple of the register width of n values; returns it.
-template <typename T>
-int copy_vectors(const T* row, float* out, int n) {
-  int i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, load8(row + i));
-  return i;
+// Converting copies in registers of 8 floats or 4 doubles.
+struct FloatLanes {
+  using Reg = __m256;
+  static constexpr int width = 8;
+  template <typename T>
+  static Reg load(const T* p) { return load8(p); }
+  static void store(float* p, Reg v) { _mm256_storeu_ps(p, v); }
+  static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
+};
+struct DoubleLanes {
+  using Reg = __m256d;
+  static constexpr int width = 4;
+  static Reg load(const double* p) { return _mm256_loadu_pd(p); }
+  static void store(double* p, Reg v) { _mm256_storeu_pd(p, v); }
+  static Reg add(Reg a, Reg b) { return _mm256_add_pd(a, b); }
+};
+template <typename acc_t>
+using Lanes = std::conditional_t<std::is_same_v<acc_t, double>, DoubleLanes, FloatLanes>;
+
+// k-steps [p0, p1) of one full sliver (R, a compile-time constant, so that each step is a few
+// unrolled loads and stores); with sums, the copied values are also added to sums[0, R), each in
+// k order, the running sums held in registers.
+template <int R, typename T, typename acc_t>
+void copy_full_sliver(const T* src, int64_t ks, int64_t p0, int64_t p1, acc_t* dst, acc_t* sums) {
+  using L = Lanes<acc_t>;
+  constexpr int kVectors = R / L::width, kRest = R % L::width;
+  typename L::Reg acc[kVectors > 0 ? kVectors : 1] = {};
+  acc_t rest[kRest > 0 ? kRest : 1] = {};
+  if (sums) {
+    for (int v = 0; v < kVectors; ++v) acc[v] = L::load(sums + v * L::width);
+    for (int i = 0; i < kRest; ++i) rest[i] = sums[kVectors * L::width + i];
+  }
+  for (int64_t p = p0; p < p1; ++p) {
+    const T* row = src + p * ks;
+    acc_t* out = dst + p * R;
+#pragma GCC unroll 8
+    for (int v = 0; v < kVectors; ++v) {
+      const typename L::Reg x = L::load(row + v * L::width);
+      L::store(out + v * L::width, x);
+      if (sums) acc[v] = L::add(acc[v], x);
+    }
+#pragma GCC unroll 8
+    for (int i = kVectors * L::width; i < R; ++i) {
+      out[i] = static_cast<acc_t>(row[i]);
+      if (sums) rest[i - kVectors * L::width] += out[i];
+    }
+  }
+  if (sums) {
+    for (int v = 0; v < kVectors; ++v) L::store(sums + v * L::width, acc[v]);
+    for (int i = 0; i < kRest; ++i) sums[kVectors * L::width + i] = rest[i];
+  }
 }
-int copy_vectors(const double* row, double* out, int n) {
-  int i = 0;
-  for (; i + 4 <= n; i += 4) _mm256_storeu_pd(out + i, _mm256_loadu_pd(row + i));
-  return i;
+
+// The same for an edge sliver of n < R vectors (or an R no micro-kernel uses), zero-padded.
+template <typename T, typename acc_t>
+void copy_sliver(const T* src, int64_t ks, int n, int R, int64_t p0, int64_t p1, acc_t* dst, acc_t* sums) {
+  using L = Lanes<acc_t>;
+  for (int64_t p = p0; p < p1; ++p) {
+    const T* row = src + p * ks;
+    acc_t* out = dst + p * R;
+    int i = 0;
+    for (; i + L::width <= n; i += L::width) L::store(out + i, L::load(row + i));
+    for (; i < n; ++i) out[i] = static_cast<acc_t>(row[i]);
+    for (; i < R; ++i) out[i] = acc_t(0);
+  }
+  if (sums) add_sliver_sums(dst + p0 * R, n, R, p1 - p0, sums);
 }
 
 // The values of one k-step contiguous: plain converting copies. k runs in chunks of 16 source
 // rows: within a chunk, sliver by sliver, so that reads stay on a few pages (a row of a large
-// matrix is often a page of its own) and writes go to one sliver at a time.
+// matrix is often a page of its own) and writes go to one sliver at a time. Full slivers of the
+// micro-kernels' MR and NR widths take the unrolled copy.
 template <typename T, typename acc_t>
-void pack_copied(const T* src, int64_t ks, int64_t width, int R, int64_t kc, acc_t* dst) {
+void pack_copied(const T* src, int64_t ks, int64_t width, int R, int64_t kc, acc_t* dst, acc_t* sums) {
   constexpr int64_t kRowsPerChunk = 16;
   for (int64_t p0 = 0; p0 < kc; p0 += kRowsPerChunk) {
     const int64_t p1 = std::min(kc, p0 + kRowsPerChunk);
     for (int64_t s0 = 0; s0 < width; s0 += R) {
       const int n = static_cast<int>(std::min<int64_t>(R, width - s0));
-      for (int64_t p = p0; p < p1; ++p) {
-        const T* row = src + p * ks + s0;
-        acc_t* out = dst + s0 * kc + p * R;
-        int i = copy_vectors(row, out, n);
-        for (; i < n; ++i) out[i] = static_cast<acc_t>(row[i]);
-        for (; i < R; ++i) out[i] = acc_t(0);
+      const T* from = src + s0;
+      acc_t* to = dst + s0 * kc;
+      acc_t* sliver_sums = sums ? sums + s0 : nullptr;
+      switch (n == R ? R : 0) {
+        case 6: copy_full_sliver<6>(from, ks, p0, p1, to, sliver_sums); break;
+        case 8: copy_full_sliver<8>(from, ks, p0, p1, to, sliver_sums); break;
+        case 16: copy_full_sliver<16>(from, ks, p0, p1, to, sliver_sums); break;
+        case 24: copy_full_sliver<24>(from, ks, p0, p1, to, sliver_sums); break;
+        case 48: copy_full_sliver<48>(from, ks, p0, p1, to, sliver_sums); break;
+        default: copy_sliver(from, ks, n, R, p0, p1, to, sliver_sums);
       }
     }
   }
 }
 
 template <typename T, typename acc_t>
-void pack(const T* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, acc_t* dst) {
+void pack(const T* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, acc_t* dst, acc_t* sums) {
   if (ks == 1 && vs != 1) {
-    pack_transposed(src, vs, width, R, kc, dst);
+    pack_transposed(src, vs, width, R, kc, dst, sums);
   } else if (vs == 1) {
-    pack_copied(src, ks, width, R, kc, dst);
+    pack_copied(src, ks, width, R, kc, dst, sums);
   } else {
-    pack_scalar(src, vs, ks, width, R, kc, dst);
+    pack_scalar(src, vs, ks, width, R, kc, dst, sums);
   }
 }
 
 }  // namespace
 
-void pack_avx2_f32(const float* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, float* dst) {
-  pack(src, vs, ks, width, R, kc, dst);
+void pack_avx2_f32(const float* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, float* dst,
+                   float* sums) {
+  pack(src, vs, ks, width, R, kc, dst, sums);
 }
-void pack_avx2_bf16(const c10::BFloat16* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, float* dst) {
-  pack(src, vs, ks, width, R, kc, dst);
+void pack_avx2_bf16(const c10::BFloat16* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, float* dst,
+                   float* sums) {
+  pack(src, vs, ks, width, R, kc, dst, sums);
 }
-void pack_avx2_f16(const c10::Half* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, float* dst) {
-  pack(src, vs, ks, width, R, kc, dst);
+void pack_avx2_f16(const c10::Half* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, float* dst,
+                   float* sums) {
+  pack(src, vs, ks, width, R, kc, dst, sums);
 }
-void pack_avx2_f64(const double* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, double* dst) {
-  pack(src, vs, ks, width, R, kc, dst);
+void pack_avx2_f64(const double* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, double* dst,
+                   double* sums) {
+  pack(src, vs, ks, width, R, kc, dst, sums);
 }
 
 }  // namespace linear_ext::cpu

@@ -10,9 +10,13 @@
 
 namespace linear_ext::cpu {
 
-void pack_avx2_f32(const float* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, float* dst);
-void pack_avx2_bf16(const c10::BFloat16* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, float* dst);
-void pack_avx2_f16(const c10::Half* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, float* dst);
-void pack_avx2_f64(const double* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, double* dst);
+void pack_avx2_f32(const float* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, float* dst,
+                   float* sums);
+void pack_avx2_bf16(const c10::BFloat16* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, float* dst,
+                   float* sums);
+void pack_avx2_f16(const c10::Half* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, float* dst,
+                   float* sums);
+void pack_avx2_f64(const double* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, double* dst,
+                   double* sums);
 
 }  // namespace linear_ext::cpu

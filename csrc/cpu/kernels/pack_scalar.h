@@ -7,7 +7,7 @@
 namespace linear_ext::cpu {
 
 template <typename T, typename acc_t>
-void pack_scalar(const T* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, acc_t* dst) {
+void pack_scalar(const T* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, acc_t* dst, acc_t* sums) {
   for (int64_t s0 = 0; s0 < width; s0 += R, src += R * vs, dst += R * kc) {
     const int64_t n = width - s0 < R ? width - s0 : R;
     if (ks == 1) {  // walk each vector along k: contiguous reads
@@ -19,6 +19,9 @@ void pack_scalar(const T* src, int64_t vs, int64_t ks, int64_t width, int R, int
     }
     for (int64_t p = 0; p < kc; ++p)
       for (int64_t i = n; i < R; ++i) dst[p * R + i] = acc_t(0);
+    if (sums)
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t p = 0; p < kc; ++p) sums[s0 + i] += dst[p * R + i];
   }
 }
 
