@@ -21,8 +21,8 @@ template <typename T>
 }
 
 // MR rows × NV registers per row: NR = NV·width columns; MR·NV accumulators live in registers.
-// PFB > 0 prefetches B that many k-steps ahead (B streams from L2 in gemm.cpp's loop order; A's
-// sliver is reused from L1). With b_packed, every B row read is also stored there, NR apart.
+// PFB > 0 prefetches B that many k-steps ahead (in gemm.cpp's loop orders B streams from L2 or
+// memory). With b_packed, every B row read is also stored there, NR apart.
 // With RowA, `a` is not a packed sliver but MR rows of a row-major A, lda apart; rows past m read
 // the last real row instead (never out of bounds), and their sums are dropped like padding's.
 template <typename V, int MR, int NV, int PFB, bool PackB, bool RowA = false>
