@@ -10,9 +10,11 @@
 // tens of microseconds per layer call, as much as the GEMM of a small layer. torch.compile
 // traces through these kernels into the ops and their fake kernels, like any C++ autograd op.
 #include <ATen/ATen.h>
+#include <ATen/FuncTorchTLS.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
+#include <initializer_list>
 #include <optional>
 #include <tuple>
 
@@ -100,19 +102,42 @@ struct LinearBackwardWeight : public torch::autograd::Function<LinearBackwardWei
   }
 };
 
+// Whether a call must go through Function::apply: it records a graph node (grad mode on and an
+// input that requires grad), or must meet apply's errors for forward-mode AD and functorch
+// transforms, which C++ Functions do not support. Otherwise the autograd kernels redispatch straight
+// below autograd, as torch's generated kernels do: apply would still build a node and its context
+// for nothing, ~1-2 µs per call (every backward op called inside a backward pass, and every op
+// under no_grad), a tenth of a small layer's GEMM.
+bool needs_function(std::initializer_list<const at::Tensor*> inputs) {
+  if (at::functorch::functorchTLSAccessor()) return true;
+  const bool grad_mode = at::GradMode::is_enabled();
+  for (const at::Tensor* t : inputs)
+    if (t->defined() && ((grad_mode && t->requires_grad()) || t->_fw_grad(/*level=*/0).defined())) return true;
+  return false;
+}
+
 at::Tensor linear_forward_autograd(const at::Tensor& input, const at::Tensor& weight,
                                    const std::optional<at::Tensor>& bias) {
-  return LinearForward::apply(input, weight, bias);
+  const at::Tensor no_bias;
+  if (needs_function({&input, &weight, bias ? &*bias : &no_bias})) return LinearForward::apply(input, weight, bias);
+  const at::AutoDispatchBelowADInplaceOrView below_autograd;
+  return op_handles::linear_forward().call(input, weight, bias);
 }
 
 at::Tensor linear_backward_input_autograd(const at::Tensor& grad_out, const at::Tensor& weight) {
-  return LinearBackwardInput::apply(grad_out, weight);
+  if (needs_function({&grad_out, &weight})) return LinearBackwardInput::apply(grad_out, weight);
+  const at::AutoDispatchBelowADInplaceOrView below_autograd;
+  return op_handles::linear_backward_input().call(grad_out, weight);
 }
 
 std::tuple<at::Tensor, at::Tensor> linear_backward_weight_autograd(const at::Tensor& grad_out, const at::Tensor& input,
                                                                    bool bias_grad) {
-  const variable_list out = LinearBackwardWeight::apply(grad_out, input, bias_grad);
-  return {out[0], out[1]};
+  if (needs_function({&grad_out, &input})) {
+    const variable_list out = LinearBackwardWeight::apply(grad_out, input, bias_grad);
+    return {out[0], out[1]};
+  }
+  const at::AutoDispatchBelowADInplaceOrView below_autograd;
+  return op_handles::linear_backward_weight().call(grad_out, input, bias_grad);
 }
 
 void register_autograd(torch::Library& m) {

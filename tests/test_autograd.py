@@ -157,3 +157,40 @@ def test_output_is_not_a_view(shape):
     registered on the layer output (FSDP relies on them)."""
     out = functional.linear(torch.randn(*shape), torch.randn(5, 7), torch.randn(5))
     assert not out._is_view()
+
+
+# The autograd kernels skip torch::autograd::Function when no graph is to be recorded; these check
+# that the decision follows every operand.
+OP_CALLS = {
+    "forward": (lambda x, w, b: linear_ext.ops.linear_forward(x, w, b), [(4, 5), (3, 5), (3,)]),
+    "backward_input": (lambda dy, w: linear_ext.ops.linear_backward_input(dy, w), [(4, 3), (3, 5)]),
+    "backward_weight": (lambda dy, x: linear_ext.ops.linear_backward_weight(dy, x, True)[0], [(4, 3), (4, 5)]),
+}
+
+
+@pytest.mark.parametrize("op", OP_CALLS)
+def test_any_operand_requiring_grad_records_a_graph(op):
+    call, shapes = OP_CALLS[op]
+    for i in range(len(shapes)):
+        args = [torch.randn(*s, dtype=torch.float64, requires_grad=j == i) for j, s in enumerate(shapes)]
+        out = call(*args)
+        assert out.requires_grad and out.grad_fn is not None, f"operand {i}"
+        out.sum().backward()
+        assert args[i].grad is not None and args[i].grad.shape == args[i].shape
+        with torch.no_grad():
+            assert not call(*args).requires_grad
+    assert not call(*[torch.randn(*s) for s in shapes]).requires_grad
+
+
+@pytest.mark.parametrize("op", OP_CALLS)
+def test_forward_mode_ad_is_refused_not_dropped(op):
+    """A tangent on any operand raises (the C++ Functions have no jvp) rather than being lost."""
+    import torch.autograd.forward_ad as fwAD
+
+    call, shapes = OP_CALLS[op]
+    for i in range(len(shapes)):
+        with fwAD.dual_level():
+            args = [torch.randn(*s) for s in shapes]
+            args[i] = fwAD.make_dual(args[i], torch.randn_like(args[i]))
+            with pytest.raises(RuntimeError, match="jvp is not implemented"):
+                call(*args)
