@@ -31,6 +31,13 @@ at::Tensor bias_grad_only(const at::Tensor& grad_out) {
   return std::get<1>(op_handles::linear_backward_weight().call(grad_out, grad_out.new_empty({grad_out.size(0), 0}), true));
 }
 
+// Calls an op below the autograd (and ADInplaceOrView) keys, i.e. its device kernel.
+template <typename Op, typename... Args>
+auto call_below_autograd(const Op& op, const Args&... args) {
+  const at::AutoDispatchBelowADInplaceOrView below_autograd;
+  return op.call(args...);
+}
+
 struct LinearForward : public torch::autograd::Function<LinearForward> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& weight,
                             const std::optional<at::Tensor>& bias) {
@@ -39,8 +46,7 @@ struct LinearForward : public torch::autograd::Function<LinearForward> {
     // dX reads W; dW reads X. (requires_grad, not needs_input_grad: forward also runs without a
     // graph, e.g. inside another backward, where there are no edges to ask about.)
     ctx->save_for_backward({weight.requires_grad() ? input : at::Tensor(), input.requires_grad() ? weight : at::Tensor()});
-    const at::AutoDispatchBelowADInplaceOrView below_autograd;
-    return op_handles::linear_forward().call(input, weight, bias);
+    return call_below_autograd(op_handles::linear_forward(), input, weight, bias);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -63,8 +69,7 @@ struct LinearForward : public torch::autograd::Function<LinearForward> {
 struct LinearBackwardInput : public torch::autograd::Function<LinearBackwardInput> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& grad_out, const at::Tensor& weight) {
     ctx->save_for_backward({weight.requires_grad() ? grad_out : at::Tensor(), grad_out.requires_grad() ? weight : at::Tensor()});
-    const at::AutoDispatchBelowADInplaceOrView below_autograd;
-    return op_handles::linear_backward_input().call(grad_out, weight);
+    return call_below_autograd(op_handles::linear_backward_input(), grad_out, weight);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -84,8 +89,8 @@ struct LinearBackwardWeight : public torch::autograd::Function<LinearBackwardWei
                                bool bias_grad) {
     ctx->saved_data["bias_grad"] = bias_grad;
     ctx->save_for_backward({input.requires_grad() ? grad_out : at::Tensor(), grad_out.requires_grad() ? input : at::Tensor()});
-    const at::AutoDispatchBelowADInplaceOrView below_autograd;
-    const auto [grad_weight, grad_bias] = op_handles::linear_backward_weight().call(grad_out, input, bias_grad);
+    const auto [grad_weight, grad_bias] =
+        call_below_autograd(op_handles::linear_backward_weight(), grad_out, input, bias_grad);
     return {grad_weight, grad_bias};
   }
 
@@ -120,14 +125,12 @@ at::Tensor linear_forward_autograd(const at::Tensor& input, const at::Tensor& we
                                    const std::optional<at::Tensor>& bias) {
   const at::Tensor no_bias;
   if (needs_function({&input, &weight, bias ? &*bias : &no_bias})) return LinearForward::apply(input, weight, bias);
-  const at::AutoDispatchBelowADInplaceOrView below_autograd;
-  return op_handles::linear_forward().call(input, weight, bias);
+  return call_below_autograd(op_handles::linear_forward(), input, weight, bias);
 }
 
 at::Tensor linear_backward_input_autograd(const at::Tensor& grad_out, const at::Tensor& weight) {
   if (needs_function({&grad_out, &weight})) return LinearBackwardInput::apply(grad_out, weight);
-  const at::AutoDispatchBelowADInplaceOrView below_autograd;
-  return op_handles::linear_backward_input().call(grad_out, weight);
+  return call_below_autograd(op_handles::linear_backward_input(), grad_out, weight);
 }
 
 std::tuple<at::Tensor, at::Tensor> linear_backward_weight_autograd(const at::Tensor& grad_out, const at::Tensor& input,
@@ -136,8 +139,7 @@ std::tuple<at::Tensor, at::Tensor> linear_backward_weight_autograd(const at::Ten
     const variable_list out = LinearBackwardWeight::apply(grad_out, input, bias_grad);
     return {out[0], out[1]};
   }
-  const at::AutoDispatchBelowADInplaceOrView below_autograd;
-  return op_handles::linear_backward_weight().call(grad_out, input, bias_grad);
+  return call_below_autograd(op_handles::linear_backward_weight(), grad_out, input, bias_grad);
 }
 
 void register_autograd(torch::Library& m) {

@@ -55,13 +55,6 @@ inline void store_lanes(float* p, __m128 v, int lanes) {
   if (lanes & 1) _mm_store_ss(p, v);
 }
 
-// Adds the first n vectors of a packed sliver to sums, in k order.
-template <typename acc_t>
-void add_sliver_sums(const acc_t* sliver, int n, int R, int64_t kc, acc_t* sums) {
-  for (int i = 0; i < n; ++i)
-    for (int64_t p = 0; p < kc; ++p) sums[i] += sliver[p * R + i];
-}
-
 // One sliver of n ≤ R vectors, each contiguous along k.
 template <typename T>
 void pack_transposed_sliver(const T* src, int64_t vs, int n, int R, int64_t kc, float* dst) {

@@ -6,6 +6,13 @@
 
 namespace linear_ext::cpu {
 
+// Adds the first n vectors of a packed sliver (R wide, kc deep) to sums, in k order.
+template <typename acc_t>
+void add_sliver_sums(const acc_t* sliver, int64_t n, int R, int64_t kc, acc_t* sums) {
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t p = 0; p < kc; ++p) sums[i] += sliver[p * R + i];
+}
+
 template <typename T, typename acc_t>
 void pack_scalar(const T* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, acc_t* dst, acc_t* sums) {
   for (int64_t s0 = 0; s0 < width; s0 += R, src += R * vs, dst += R * kc) {
@@ -19,9 +26,7 @@ void pack_scalar(const T* src, int64_t vs, int64_t ks, int64_t width, int R, int
     }
     for (int64_t p = 0; p < kc; ++p)
       for (int64_t i = n; i < R; ++i) dst[p * R + i] = acc_t(0);
-    if (sums)
-      for (int64_t i = 0; i < n; ++i)
-        for (int64_t p = 0; p < kc; ++p) sums[s0 + i] += dst[p * R + i];
+    if (sums) add_sliver_sums(dst, n, R, kc, sums + s0);
   }
 }
 
