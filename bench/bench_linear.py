@@ -2,7 +2,9 @@
 
 Every row times our op and torch's equivalent ("kernel 0") interleaved rep by rep, after checking
 that both give the same result, and reports medians, GFLOP/s and the speed ratio (torch time / our
-time: > 1 means we are faster). CUDA timings use CUDA events with L2 flushed before each rep.
+time: > 1 means we are faster), as the ratio of the two medians and as the median of each rep's
+pair ("paired": the two runs of a rep are adjacent in time, so a co-tenant's load that drifts
+over seconds weighs on both). CUDA timings use CUDA events with L2 flushed before each rep.
 
     python bench/bench_linear.py                      # quick CPU summary
     python bench/bench_linear.py --suite cpu-targets --threads 1,2 --json results.json
@@ -69,7 +71,8 @@ class Row:
     torch_ms: float
     ours_gflops: float
     torch_gflops: float
-    ratio: float  # torch time / our time
+    ratio: float  # torch's median time / our median time
+    paired: float  # median over reps of torch's time / our time in the same rep
     pct_peak: float | None  # our GFLOP/s as % of the measured FMA peak (CPU float32/float64)
     reps: int
     ours_gbs: float | None = None  # GEMM ops: operand + output bytes / our time (memory-bound shapes)
@@ -101,7 +104,8 @@ class Timer:
         torch.cuda.synchronize()
         return begin.elapsed_time(end) / 1e3
 
-    def medians(self, fns, budget_s, min_reps=5, max_reps=300):
+    def run(self, fns, budget_s, min_reps=7, max_reps=300):
+        """Per-callable lists of times, the callables interleaved rep by rep (order alternating)."""
         for fn in fns:  # warm-up: packing buffers, allocator, lazy init, cuBLAS handles
             for _ in range(2):
                 self.one(fn)
@@ -112,7 +116,7 @@ class Timer:
             order = range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))
             for i in order:
                 times[i].append(self.one(fns[i]))
-        return [statistics.median(t) for t in times], reps
+        return times
 
 
 def make_case(op, M, N, K, dtype, device):
@@ -178,12 +182,14 @@ def run_suite(cases, dtypes, threads_list, device, budget_s, peaks):
             for op, M, N, K in cases:
                 ours, ref = make_case(op, M, N, K, dtype, device)
                 assert_agree(ours(), ref(), dtype)
-                (t_ours, t_torch), reps = timer.medians([ours, ref], budget_s)
+                times_ours, times_torch = timer.run([ours, ref], budget_s)
+                t_ours, t_torch = statistics.median(times_ours), statistics.median(times_torch)
+                paired = statistics.median(t / o for o, t in zip(times_ours, times_torch))
                 fl = flops(op, M, N, K)
                 peak = peaks.get((dtype_name, threads)) if peaks else None
                 row = Row(op, M, N, K, dtype_name, device.type, threads, t_ours * 1e3, t_torch * 1e3,
-                          fl / t_ours / 1e9, fl / t_torch / 1e9, t_torch / t_ours,
-                          100 * fl / t_ours / 1e9 / peak if peak else None, reps)
+                          fl / t_ours / 1e9, fl / t_torch / 1e9, t_torch / t_ours, paired,
+                          100 * fl / t_ours / 1e9 / peak if peak else None, len(times_ours))
                 if op in ("forward", "backward_input", "backward_weight"):
                     row.ours_gbs = (M * K + N * K + M * N) * dtype.itemsize / t_ours / 1e9
                 rows.append(row)
@@ -192,13 +198,13 @@ def run_suite(cases, dtypes, threads_list, device, budget_s, peaks):
 
 
 HEADER = (f"{'op':<16}{'M':>6}{'N':>7}{'K':>7} {'dtype':<9}{'thr':>4}{'ours ms':>10}{'torch ms':>10}"
-          f"{'ours GF/s':>11}{'torch GF/s':>11}{'ratio':>7}{'%peak':>7}")
+          f"{'ours GF/s':>11}{'torch GF/s':>11}{'ratio':>7}{'paired':>7}{'%peak':>7}")
 
 
 def format_row(r):
     pct = f"{r.pct_peak:6.1f}%" if r.pct_peak is not None else "      -"
     return (f"{r.op:<16}{r.M:>6}{r.N:>7}{r.K:>7} {r.dtype:<9}{r.threads:>4}{r.ours_ms:>10.3f}{r.torch_ms:>10.3f}"
-            f"{r.ours_gflops:>11.1f}{r.torch_gflops:>11.1f}{r.ratio:>6.2f}x{pct}")
+            f"{r.ours_gflops:>11.1f}{r.torch_gflops:>11.1f}{r.ratio:>6.2f}x{r.paired:>6.2f}x{pct}")
 
 
 def plot(rows, path):

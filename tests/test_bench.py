@@ -21,5 +21,5 @@ def test_bench_cli_writes_json_and_plot(tmp_path):
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())["rows"]
     assert len(rows) == 2 * 7 and {r["op"] for r in rows} == {"forward", "backward_input", "backward_weight", "layer_step"}
-    assert all(r["ours_ms"] > 0 and r["torch_ms"] > 0 and r["ratio"] > 0 for r in rows)
+    assert all(r["ours_ms"] > 0 and r["torch_ms"] > 0 and r["ratio"] > 0 and r["paired"] > 0 for r in rows)
     assert plot.stat().st_size > 10_000 and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
