@@ -28,21 +28,25 @@ const CacheSizes& cache_sizes() {
 
 int64_t round_down(int64_t x, int64_t multiple) { return std::max(multiple, x / multiple * multiple); }
 
+// Half of L1 holds the MR×KC sliver of A that the micro-kernel broadcasts from for every NR columns
+// of B; the rest is for B's stream and the C tile. KC ≥ 128 amortises the C tile's load and store.
+int64_t l1_kc(int mr, int64_t elem) { return std::max<int64_t>(round_down(cache_sizes().l1 / 2 / (mr * elem), 64), 128); }
+
 }  // namespace
 
 BlockSizes block_sizes(int mr, int nr, size_t elem_size) {
   const CacheSizes& cache = cache_sizes();
   const auto elem = static_cast<int64_t>(elem_size);
-  // Half of L1 holds the MR×KC sliver of A that the micro-kernel broadcasts from for every NR
-  // columns of the B block; the rest is for B's stream and the C tile. KC ≥ 128 amortises the
-  // C tile's load and store; KC ≤ 384 keeps the B block wide.
-  const int64_t kc = std::clamp<int64_t>(round_down(cache.l1 / 2 / (mr * elem), 64), 128, 384);
+  // KC ≤ 384 keeps the B block wide.
+  const int64_t kc = std::min<int64_t>(l1_kc(mr, elem), 384);
   // Half of L2 holds the KC×NC block of B, streamed through once per MR rows of the A panel.
   const int64_t nc = std::clamp<int64_t>(round_down(cache.l2 / 2 / (kc * elem), nr), nr, 64 * nr);
   // A quarter of L3 holds the MC×KC panel of A, re-read for every B block.
   const int64_t mc = std::clamp<int64_t>(round_down(cache.l3 / 4 / (kc * elem), mr), mr, 1024 / mr * mr);
   return {mc, kc, nc};
 }
+
+int64_t in_place_kc(int mr, size_t elem_size) { return l1_kc(mr, static_cast<int64_t>(elem_size)); }
 
 BlockSizes skinny_block_sizes(int mr, int nr, size_t elem_size, int64_t n, int64_t k) {
   const int64_t row_bytes = std::max<int64_t>(n, 1) * static_cast<int64_t>(elem_size);

@@ -70,6 +70,12 @@ constexpr int kMaxTileElems = 8 * 48;
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
+// K in equal steps of at most kc, in multiples of 8 (the packers' transpose width): K = 784 runs
+// as 264 + 264 + 256 rather than 384 + 384 + 16, whose thin last step pays a whole pass over C.
+int64_t equal_k_steps(int64_t K, int64_t kc) {
+  return std::max<int64_t>(8, round_up(ceil_div(K, std::max<int64_t>(1, ceil_div(K, kc))), 8));
+}
+
 // The calling thread owns the C workspace and the bias/row-sum vectors (blocks write disjoint
 // parts of them); each thread owns its packing buffers.
 thread_local ScratchBuffer tls_c_accum;
@@ -353,9 +359,7 @@ void gemm(const GemmProblem<T>& problem) {
   TORCH_INTERNAL_ASSERT(uk.mr * uk.nr <= kMaxTileElems);
   const bool skinny = M <= kSkinnyRows;
   BlockSizes bs = skinny ? skinny_block_sizes(uk.mr, uk.nr, sizeof(acc_t), N, K) : block_sizes(uk.mr, uk.nr, sizeof(acc_t));
-  // K in equal steps of at most KC, in multiples of 8 (the packers' transpose width): K = 784 runs
-  // as 264 + 264 + 256 rather than 384 + 384 + 16, whose thin last step pays a whole pass over C.
-  if (!skinny) bs.kc = std::max<int64_t>(8, round_up(ceil_div(K, std::max<int64_t>(1, ceil_div(K, bs.kc))), 8));
+  if (!skinny) bs.kc = equal_k_steps(K, bs.kc);
   Plan<T> plan{problem, uk, isa.for_type<T>().pack, skinny, bs, nullptr, nullptr, nullptr};
 
   if (problem.bias) {
@@ -382,6 +386,7 @@ void gemm(const GemmProblem<T>& problem) {
   }
   if constexpr (std::is_same_v<T, acc_t>) {
     if (in_place_suits(problem, uk)) {
+      plan.bs.kc = equal_k_steps(K, in_place_kc(uk.mr, sizeof(acc_t)));
       run_in_place(plan);
       return;
     }
