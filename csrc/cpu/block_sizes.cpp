@@ -39,11 +39,15 @@ BlockSizes block_sizes(int mr, int nr, size_t elem_size) {
   const auto elem = static_cast<int64_t>(elem_size);
   // KC ≤ 384 keeps the B block wide.
   const int64_t kc = std::min<int64_t>(l1_kc(mr, elem), 384);
-  // Half of L2 holds the KC×NC block of B, streamed through once per MR rows of the A panel.
-  const int64_t nc = std::clamp<int64_t>(round_down(cache.l2 / 2 / (kc * elem), nr), nr, 64 * nr);
+  const int64_t nc = nc_for_depth(nr, elem_size, kc);
   // A quarter of L3 holds the MC×KC panel of A, re-read for every B block.
   const int64_t mc = std::clamp<int64_t>(round_down(cache.l3 / 4 / (kc * elem), mr), mr, 1024 / mr * mr);
   return {mc, kc, nc};
+}
+
+int64_t nc_for_depth(int nr, size_t elem_size, int64_t kc) {
+  // Half of L2 holds the KC×NC block of B, streamed through once per MR rows of the A panel.
+  return round_down(cache_sizes().l2 / 2 / (kc * static_cast<int64_t>(elem_size)), nr);
 }
 
 int64_t in_place_kc(int mr, size_t elem_size) { return l1_kc(mr, static_cast<int64_t>(elem_size)); }

@@ -359,7 +359,10 @@ void gemm(const GemmProblem<T>& problem) {
   TORCH_INTERNAL_ASSERT(uk.mr * uk.nr <= kMaxTileElems);
   const bool skinny = M <= kSkinnyRows;
   BlockSizes bs = skinny ? skinny_block_sizes(uk.mr, uk.nr, sizeof(acc_t), N, K) : block_sizes(uk.mr, uk.nr, sizeof(acc_t));
-  if (!skinny) bs.kc = equal_k_steps(K, bs.kc);
+  if (!skinny) {
+    bs.kc = equal_k_steps(K, bs.kc);
+    bs.nc = nc_for_depth(uk.nr, sizeof(acc_t), bs.kc);
+  }
   Plan<T> plan{problem, uk, isa.for_type<T>().pack, skinny, bs, nullptr, nullptr, nullptr};
 
   if (problem.bias) {
