@@ -70,12 +70,6 @@ constexpr int kMaxTileElems = 8 * 48;
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
-// K in equal steps of at most kc, in multiples of 8 (the packers' transpose width): K = 784 runs
-// as 264 + 264 + 256 rather than 384 + 384 + 16, whose thin last step pays a whole pass over C.
-int64_t equal_k_steps(int64_t K, int64_t kc) {
-  return std::max<int64_t>(8, round_up(ceil_div(K, std::max<int64_t>(1, ceil_div(K, kc))), 8));
-}
-
 // The calling thread owns the C workspace and the bias/row-sum vectors (blocks write disjoint
 // parts of them); each thread owns its packing buffers.
 thread_local ScratchBuffer tls_c_accum;
@@ -290,6 +284,11 @@ void run_in_place(const Plan<T>& plan) {
   parallel_over_columns(M * vec, ceil_div(N, vec), K, 1, [&](int64_t v0, int64_t v1) {
     const int64_t j0 = v0 * vec, j1 = std::min(N, v1 * vec);
     T* panel = tls_packed_b.get<T>(std::min(plan.bs.kc, K) * nr);
+    // The row-sliver loop below reads only locals of this lambda: the kernel calls are opaque, so
+    // anything reached through its captures would be re-read (a chain of dependent loads) after
+    // every call, which at K = 10 measured 4-5% of the op.
+    const int64_t lda = A.layout.rs, ldc = pr.ldc, rows = M;
+    const int step = mr, ldp = nr;
     // K == 0 still takes one (empty) step, so that C receives the bias or zeros.
     for (int64_t pc = 0; pc == 0 || pc < K; pc += plan.bs.kc) {
       const int64_t kc = std::min(plan.bs.kc, K - pc);
@@ -301,11 +300,6 @@ void run_in_place(const Plan<T>& plan) {
         if (!pack_in_kernel) pack_b(plan.pack, B, pc, kc, jr, n, nr, panel);
         const RowMajorAMicroKernelFn<T> run = plan.uk.row_major_a_for_columns(n);
         const T* tile_bias = (last && plan.bias) ? plan.bias + jr : nullptr;
-        // The row-sliver loop reads only locals of this scope: the kernel calls are opaque, so
-        // anything reached through the lambda's captures would be re-read (a chain of dependent
-        // loads) after every call, which at K = 10 measured 4-5% of the op.
-        const int64_t lda = A.layout.rs, ldc = pr.ldc, rows = M;
-        const int step = mr, ldp = nr;
         const T* a = A.base + pc;
         T* c = pr.c + jr;
         int64_t ir = 0;
@@ -358,11 +352,10 @@ void gemm(const GemmProblem<T>& problem) {
   const MicroKernel<acc_t>& uk = isa.micro_kernel<acc_t>();
   TORCH_INTERNAL_ASSERT(uk.mr * uk.nr <= kMaxTileElems);
   const bool skinny = M <= kSkinnyRows;
-  BlockSizes bs = skinny ? skinny_block_sizes(uk.mr, uk.nr, sizeof(acc_t), N, K) : block_sizes(uk.mr, uk.nr, sizeof(acc_t));
-  if (!skinny) {
-    bs.kc = equal_k_steps(K, bs.kc);
-    bs.nc = nc_for_depth(uk.nr, sizeof(acc_t), bs.kc);
-  }
+  bool in_place = false;
+  if constexpr (std::is_same_v<T, acc_t>) in_place = in_place_suits(problem, uk);
+  const BlockSizes bs = skinny ? skinny_block_sizes(uk.mr, uk.nr, sizeof(acc_t), N, K)
+                               : block_sizes(uk.mr, uk.nr, sizeof(acc_t), K, in_place);
   Plan<T> plan{problem, uk, isa.for_type<T>().pack, skinny, bs, nullptr, nullptr, nullptr};
 
   if (problem.bias) {
@@ -388,8 +381,7 @@ void gemm(const GemmProblem<T>& problem) {
     return;
   }
   if constexpr (std::is_same_v<T, acc_t>) {
-    if (in_place_suits(problem, uk)) {
-      plan.bs.kc = equal_k_steps(K, in_place_kc(uk.mr, sizeof(acc_t)));
+    if (in_place) {
       run_in_place(plan);
       return;
     }
