@@ -20,9 +20,93 @@ template <typename T>
   }
 }
 
-// MR rows × NV registers per row: NR = NV·width columns; MR·NV accumulators live in registers.
+// Where the micro-kernel's k loop reads A (at(i): row i's value at the current k; next(): k + 1).
+// A packed sliver: MR values per k-step, contiguous.
+template <typename T, int MR>
+struct PackedSliver {
+  const T* a;
+  T at(int i) const { return a[i]; }
+  void next() { a += MR; }
+};
+
+// MR rows of a row-major A, one pointer per row (rows past m repeat the last real row).
+template <typename T, int MR>
+struct RowPointers {
+  const T* rows[MR];
+  int64_t p = 0;
+  RowPointers(const T* a, int64_t lda, int m) {
+    rows[0] = a;
+    for (int i = 1; i < MR; ++i) rows[i] = rows[i - 1] + (i < m ? lda : 0);
+  }
+  T at(int i) const { return rows[i][p]; }
+  void next() { ++p; }
+};
+
+// MR full rows of a row-major A, addressed as base + {0, 1, 2, 3}·lda from one base per four
+// rows. MR row pointers, with B's pointer and stride and the loop counter, need more than the 15
+// general registers the loop has: GCC spilled two 8×48 row pointers, one of them to a vector
+// register whose read took an FMA port every k-step. The empty asm makes lda opaque in every
+// step, which keeps GCC from turning each row's address back into a pointer of its own.
+template <typename T, int MR>
+struct RowGroups {
+  static constexpr int kGroups = (MR + 3) / 4;
+  const char* base[kGroups];
+  int64_t lda1, lda3;  // bytes
+  RowGroups(const T* a, int64_t lda) : lda1(lda * static_cast<int64_t>(sizeof(T))), lda3(3 * lda1) {
+    for (int g = 0; g < kGroups; ++g) base[g] = reinterpret_cast<const char*>(a) + 4 * g * lda1;
+  }
+  T at(int i) const {
+    const char* row = base[i / 4];
+    switch (i % 4) {
+      case 0: return *reinterpret_cast<const T*>(row);
+      case 1: return *reinterpret_cast<const T*>(row + lda1);
+      case 2: return *reinterpret_cast<const T*>(row + 2 * lda1);
+      default: return *reinterpret_cast<const T*>(row + lda3);
+    }
+  }
+  void next() {
+    for (int g = 0; g < kGroups; ++g) base[g] += sizeof(T);
+    asm("" : "+r"(lda1), "+r"(lda3));
+  }
+};
+
+// acc[i][·] += A(i, p) · B's row p (NR values at b + p·ldb) for p < kc, in p order; A is read through `a`.
 // PFB > 0 prefetches B that many k-steps ahead (in gemm.cpp's loop orders B streams from L2 or
-// memory). With b_packed, every B row read is also stored there, NR apart.
+// memory). With PackB, every B row read is also stored to b_packed, NR apart.
+template <typename V, int MR, int NV, int PFB, bool PackB, typename AReader>
+[[gnu::always_inline]] inline void k_loop(int64_t kc, AReader a, const typename V::T* b, int64_t ldb,
+                                          typename V::T* b_packed, typename V::Reg (&acc)[MR][NV]) {
+  using T = typename V::T;
+  using Reg = typename V::Reg;
+  constexpr int W = V::width;
+  constexpr int NR = NV * W;
+#pragma GCC unroll 4
+  for (int64_t p = 0; p < kc; ++p) {
+    Reg bv[NV];
+    if constexpr (PFB > 0) {
+#pragma GCC unroll 8
+      for (int j = 0; j < NR * static_cast<int>(sizeof(T)); j += 64)
+        __builtin_prefetch(reinterpret_cast<const char*>(b + PFB * ldb) + j);
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) {
+      bv[j] = V::loadu(b + j * W);
+      if constexpr (PackB) V::storeu(b_packed + j * W, bv[j]);
+    }
+    if constexpr (PackB) b_packed += NR;
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const Reg av = V::broadcast(a.at(i));
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) acc[i][j] = V::fma(av, bv[j], acc[i][j]);
+    }
+    a.next();
+    b += ldb;
+  }
+}
+
+// MR rows × NV registers per row: NR = NV·width columns; MR·NV accumulators live in registers.
+// PFB and PackB as for k_loop.
 // With RowA, `a` is not a packed sliver but MR rows of a row-major A, lda apart; rows past m read
 // the last real row instead (never out of bounds), and their sums are dropped like padding's.
 template <typename V, int MR, int NV, int PFB, bool PackB, bool RowA = false>
@@ -33,12 +117,6 @@ void simd_microkernel_impl(int64_t kc, const typename V::T* a, int64_t lda, cons
   using Reg = typename V::Reg;
   constexpr int W = V::width;
   constexpr int NR = NV * W;
-  const T* a_rows[MR];
-  if constexpr (RowA) {
-    a_rows[0] = a;
-#pragma GCC unroll 32
-    for (int i = 1; i < MR; ++i) a_rows[i] = a_rows[i - 1] + (i < m ? lda : 0);
-  }
 
   // C is touched only after the k loop: start fetching every cache line of its rows now. A full
   // tile passes constant bounds, so that its prefetches are unrolled: at small kc a looping
@@ -59,29 +137,12 @@ void simd_microkernel_impl(int64_t kc, const typename V::T* a, int64_t lda, cons
 #pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
 
-#pragma GCC unroll 4
-  for (int64_t p = 0; p < kc; ++p) {
-    Reg bv[NV];
-    if constexpr (PFB > 0) {
-#pragma GCC unroll 8
-      for (int j = 0; j < NR * static_cast<int>(sizeof(T)); j += 64)
-        __builtin_prefetch(reinterpret_cast<const char*>(b + PFB * ldb) + j);
-    }
-#pragma GCC unroll 8
-    for (int j = 0; j < NV; ++j) {
-      bv[j] = V::loadu(b + j * W);
-      if constexpr (PackB) V::storeu(b_packed + j * W, bv[j]);
-    }
-    if constexpr (PackB) b_packed += NR;
-#pragma GCC unroll 32
-    for (int i = 0; i < MR; ++i) {
-      const Reg av = V::broadcast(RowA ? a_rows[i][p] : a[i]);
-#pragma GCC unroll 8
-      for (int j = 0; j < NV; ++j) acc[i][j] = V::fma(av, bv[j], acc[i][j]);
-    }
-    if constexpr (!RowA) a += MR;
-    b += ldb;
-  }
+  if constexpr (!RowA)
+    k_loop<V, MR, NV, PFB, PackB>(kc, PackedSliver<T, MR>{a}, b, ldb, b_packed, acc);
+  else if (m == MR)
+    k_loop<V, MR, NV, PFB, PackB>(kc, RowGroups<T, MR>(a, lda), b, ldb, b_packed, acc);
+  else
+    k_loop<V, MR, NV, PFB, PackB>(kc, RowPointers<T, MR>(a, lda, m), b, ldb, b_packed, acc);
 
   if (m == MR && n == NR) {
 #pragma GCC unroll 32
