@@ -120,11 +120,13 @@ void simd_microkernel_impl(int64_t kc, const typename V::T* a, int64_t lda, cons
 
   // C is touched only after the k loop: start fetching every cache line of its rows now. A full
   // tile passes constant bounds, so that its prefetches are unrolled: at small kc a looping
-  // prefetch cost as much as the FMAs. The in-place (RowA) kernels skip this: they serve at most
-  // 128 rows of C with B's rows under a page (gemm.cpp's run_in_place), so C is in L2 or freshly
-  // allocated, and the prefetches only held line-fill buffers the A and B loads wanted (without
-  // them the input grad at K = 10 ran ~10% faster, larger K measured even).
-  if constexpr (!RowA) {
+  // prefetch cost as much as the FMAs. The in-place (RowA) kernels skip this below kRowAMinKcForCPrefetch
+  // k-steps: at K = 10 (the MNIST 256→10 input grad) the prefetches held the line-fill buffers
+  // that the A and B loads wanted (~10% slower with them). At larger K they hide the misses of a C
+  // that is not in cache, as in a training step, where the output was last used a layer ago
+  // (MNIST MLP step ~2% faster with them; ops timed alone, C in L2, measured even).
+  constexpr int64_t kRowAMinKcForCPrefetch = 32;
+  if (!RowA || kc >= kRowAMinKcForCPrefetch) {
     if (m == MR && n == NR)
       prefetch_rows(c_out, ldc_out, MR, NR);
     else
