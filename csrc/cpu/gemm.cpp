@@ -87,6 +87,9 @@ struct Plan {
   MicroKernel<acc_t> uk;
   PackFn<T, acc_t> pack;
   bool skinny;  // at most kSkinnyRows rows: B is streamed, never packed as a block
+  // A row-major float/double B (not skinny) is packed by the first row sliver's kernel calls,
+  // sliver by sliver (PackingMicroKernelFn); only a narrow edge sliver is packed beforehand.
+  bool pack_b_in_kernel;
   BlockSizes bs;
   const acc_t* bias;  // N values, or null
   acc_t* row_sums;    // M values, or null
@@ -128,9 +131,7 @@ void run_block(const Plan<T>& plan, int64_t i0, int64_t i1, int64_t j0, int64_t 
   const bool skinny = plan.skinny;
   // Skinny float/double problems read full B slivers in place when B's rows are contiguous.
   const bool b_in_place = skinny && kAccumulateInC && B.layout.cs == 1;
-  // Otherwise a row-major float/double B is packed by the first row sliver's kernel calls, sliver
-  // by sliver (PackingMicroKernelFn); only a narrow edge sliver is packed beforehand.
-  const bool pack_b_in_kernel = !skinny && kAccumulateInC && B.layout.cs == 1 && plan.uk.run_packing_b;
+  const bool pack_b_in_kernel = plan.pack_b_in_kernel;
   const int64_t nc_max = std::min(plan.bs.nc, j1 - j0);
   acc_t* packed_b = tls_packed_b.get<acc_t>(kc_max * (skinny ? nr : round_up(nc_max, nr)));
 
@@ -198,7 +199,11 @@ void run_block(const Plan<T>& plan, int64_t i0, int64_t i1, int64_t j0, int64_t 
 }
 
 // The tm × tn grid of blocks (one per thread) that repeats the least packing:
-// a thread packs (M/tm)·K of A and K·(N/tn) of B. Columns are split in vector widths, not in NR:
+// a thread packs (M/tm)·K of A and K·(N/tn) of B. B packed by the kernels (pack_b_in_kernel) costs
+// a quarter as much per element: its loads and stores overlap the first row sliver's FMAs (that
+// tile runs ~1.7x a plain one), where A's packing is a pass of its own. So a square input grad or
+// weight grad splits rows and repeats B's packing (2 threads, 1024³ and 2048³: 0-4% faster than
+// splitting columns, never slower). Columns are split in vector widths, not in NR:
 // a block may then end in a narrow panel, and the blocks get equal work (at 2 threads, whole
 // 48-column panels split 512 columns 288 + 224 and measured 4-7% slower).
 struct Grid {
@@ -206,7 +211,8 @@ struct Grid {
   int64_t tm, tn;
 };
 
-Grid plan_grid(int64_t M, int64_t N, int64_t K, int mr, int vec) {
+Grid plan_grid(int64_t M, int64_t N, int64_t K, int mr, int vec, bool b_packed_in_kernel) {
+  const double b_weight = b_packed_in_kernel ? 0.25 : 1.0;
   const double macs = static_cast<double>(M) * N * std::max<int64_t>(K, 1);
   const int64_t threads = std::clamp<int64_t>(static_cast<int64_t>(macs / kMinMacsPerThread), 1, at::get_num_threads());
   int64_t best_tm = 1, best_tn = 1;
@@ -215,7 +221,7 @@ Grid plan_grid(int64_t M, int64_t N, int64_t K, int mr, int vec) {
     if (threads % tm != 0) continue;
     const int64_t tn = threads / tm;
     if (tm > ceil_div(M, mr) || tn > ceil_div(std::max<int64_t>(N, 1), vec)) continue;
-    const double cost = static_cast<double>(M) / tm + static_cast<double>(N) / tn;
+    const double cost = static_cast<double>(M) / tm + b_weight * static_cast<double>(N) / tn;
     if (cost < best_cost) best_cost = cost, best_tm = tm, best_tn = tn;
   }
   Grid g;
@@ -356,7 +362,8 @@ void gemm(const GemmProblem<T>& problem) {
   if constexpr (std::is_same_v<T, acc_t>) in_place = in_place_suits(problem, uk);
   const BlockSizes bs = skinny ? skinny_block_sizes(uk.mr, uk.nr, sizeof(acc_t), N, K)
                                : block_sizes(uk.mr, uk.nr, sizeof(acc_t), K, in_place);
-  Plan<T> plan{problem, uk, isa.for_type<T>().pack, skinny, bs, nullptr, nullptr, nullptr};
+  const bool pack_b_in_kernel = !skinny && std::is_same_v<T, acc_t> && problem.b.layout.cs == 1 && uk.run_packing_b;
+  Plan<T> plan{problem, uk, isa.for_type<T>().pack, skinny, pack_b_in_kernel, bs, nullptr, nullptr, nullptr};
 
   if (problem.bias) {
     if constexpr (std::is_same_v<T, acc_t>) {
@@ -393,7 +400,7 @@ void gemm(const GemmProblem<T>& problem) {
   }
   if (!std::is_same_v<T, acc_t> && K > plan.bs.kc) plan.c_accum = tls_c_accum.get<acc_t>(M * N);
 
-  const Grid grid = plan_grid(M, N, K, uk.mr, uk.vec);
+  const Grid grid = plan_grid(M, N, K, uk.mr, uk.vec, plan.pack_b_in_kernel);
   const FloatMode mode = FloatMode::current();
   at::parallel_for(0, grid.tm * grid.tn, 1, [&](int64_t begin, int64_t end) {
     const FloatModeScope scope(mode);
