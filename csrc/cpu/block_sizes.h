@@ -22,4 +22,7 @@ BlockSizes block_sizes(int mr, int nr, size_t elem_size, int64_t k, bool a_in_pl
 // full-width chunks of KC rows that stay in L2, so that it streams through memory row by row.
 BlockSizes skinny_block_sizes(int mr, int nr, size_t elem_size, int64_t n, int64_t k);
 
+// The k chunk of the skinny forward's dot kernels (DotKernelFn) for elements of elem_size bytes.
+int64_t dot_kc(size_t elem_size);
+
 }  // namespace linear_ext::cpu

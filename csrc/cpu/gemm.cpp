@@ -249,8 +249,9 @@ template <typename T>
 void run_dot(const Plan<T>& plan) {
   const GemmProblem<T>& pr = plan.problem;
   const auto dot = cpu_kernels().for_type<T>().dot;
+  const int64_t kc = dot_kc(sizeof(T));
   parallel_over_columns(pr.m(), pr.n(), pr.k(), 64, [&](int64_t j0, int64_t j1) {
-    dot(pr.m(), j1 - j0, pr.k(), pr.a.base, pr.a.layout.rs, pr.b.base + j0 * pr.b.layout.cs, pr.b.layout.cs,
+    dot(pr.m(), j1 - j0, pr.k(), kc, pr.a.base, pr.a.layout.rs, pr.b.base + j0 * pr.b.layout.cs, pr.b.layout.cs,
         plan.bias ? plan.bias + j0 : nullptr, pr.c + j0, pr.ldc);
   });
 }

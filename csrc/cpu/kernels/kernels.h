@@ -84,10 +84,14 @@ using PackFn = void (*)(const T* src, int64_t vs, int64_t ks, int64_t width, int
 
 // Skinny forward (few rows of X, both operands contiguous along k), one dot product per output:
 //   y[i·ldy + j] = Σ_{p<k} x[i·ldx + p] · w[j·ldw + p] + (bias ? bias[j] : 0)   for i < m, j < n,
-// summed in acc_t (vector lanes, then lanes added in a fixed order) and rounded to T once.
+// summed in acc_t (vector lanes, then lanes added in a fixed order) and rounded to T once. With
+// several blocks of X rows (up to kDotChunkedMaxRows rows), k is walked in chunks of about kc
+// (block_sizes.h: dot_kc), deep enough to amortise the parked accumulators, shallow enough for a
+// block of W rows to stay in L1; the bits do not depend on kc.
 template <typename T, typename acc_t>
-using DotKernelFn = void (*)(int64_t m, int64_t n, int64_t k, const T* x, int64_t ldx, const T* w, int64_t ldw,
-                             const acc_t* bias, T* y, int64_t ldy);
+using DotKernelFn = void (*)(int64_t m, int64_t n, int64_t k, int64_t kc, const T* x, int64_t ldx, const T* w,
+                             int64_t ldw, const acc_t* bias, T* y, int64_t ldy);
+constexpr int64_t kDotChunkedMaxRows = 16;
 
 // Fewest rows of A, row-major B (unit column stride), each B row read once in address order:
 //   y[i·ldy + j] = Σ_{p<k} a[i·a_rs + p·a_cs] · b[p·ldb + j] + (bias ? bias[j] : 0)   for i < m ≤ 4, j < n,
