@@ -70,7 +70,8 @@ struct RowGroups {
   }
 };
 
-// acc[i][·] += A(i, p) · B's row p (NR values at b + p·ldb) for p < kc, in p order; A is read through `a`.
+// acc[i][·] += A(i, p) · B's row p (NR values at b + p·ldb) for p < kc, in p order, A read
+// through `a`.
 // PFB > 0 prefetches B that many k-steps ahead (in gemm.cpp's loop orders B streams from L2 or
 // memory). With PackB, every B row read is also stored to b_packed, NR apart.
 template <typename V, int MR, int NV, int PFB, bool PackB, typename AReader>
@@ -120,11 +121,11 @@ void simd_microkernel_impl(int64_t kc, const typename V::T* a, int64_t lda, cons
 
   // C is touched only after the k loop: start fetching every cache line of its rows now. A full
   // tile passes constant bounds, so that its prefetches are unrolled: at small kc a looping
-  // prefetch cost as much as the FMAs. The in-place (RowA) kernels skip this below kRowAMinKcForCPrefetch
-  // k-steps: at K = 10 (the MNIST 256→10 input grad) the prefetches held the line-fill buffers
-  // that the A and B loads wanted (~10% slower with them). At larger K they hide the misses of a C
-  // that is not in cache, as in a training step, where the output was last used a layer ago
-  // (MNIST MLP step ~2% faster with them; ops timed alone, C in L2, measured even).
+  // prefetch cost as much as the FMAs. The in-place (RowA) kernels skip this for a short k loop:
+  // at K = 10 (the MNIST 256→10 input grad) the prefetches held the line-fill buffers that the A
+  // and B loads wanted (~10% slower with them). At larger K they hide the misses of a C that is
+  // not in cache, as in a training step, where the output was last used a layer ago (MNIST MLP
+  // step ~1% faster with them; ops timed alone, C in L2, measured even).
   constexpr int64_t kRowAMinKcForCPrefetch = 32;
   if (!RowA || kc >= kRowAMinKcForCPrefetch) {
     if (m == MR && n == NR)
