@@ -189,11 +189,13 @@ def test_forward_skinny_k_chunks(M, K, layout, dtype):
 def test_cpu_results_identical_across_thread_counts(num_threads, dtype):
     x, w, b = rand(300, 700, dtype=dtype, device="cpu"), rand(260, 700, dtype=dtype, device="cpu"), rand(260, dtype=dtype, device="cpu")
     dy = rand(300, 260, dtype=dtype, device="cpu")
+    # 2100 rows: on 2 threads each block of rows spans two row panels (of at most 1024 rows).
+    tall_x, narrow_w = rand(2100, 40, dtype=dtype, device="cpu"), rand(24, 40, dtype=dtype, device="cpu")
 
     def run():
         # dy[:100]: few enough rows for the input grad to read its operands in place.
         return [ops.linear_forward(x, w, b), ops.linear_backward_input(dy, w), ops.linear_backward_input(dy[:100], w),
-                *ops.linear_backward_weight(dy, x, True)]
+                *ops.linear_backward_weight(dy, x, True), ops.linear_forward(tall_x, narrow_w, None)]
 
     num_threads(1)
     single = run()
