@@ -4,7 +4,7 @@
 // the serial loops below with its own packing buffers: one fork/join per GEMM and nothing shared
 // but read-only inputs. A block packs the rows of A and the columns of B it needs, so splitting N
 // repeats A's packing in every column block and splitting M repeats B's; the grid is chosen to
-// repeat the smaller operand.
+// repeat the least packing (plan_grid).
 //
 // Serial loops over one block of C (block sizes: block_sizes.h):
 //   ic: MC-row panels of A
@@ -69,6 +69,8 @@ constexpr int kMaxTileElems = 8 * 48;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+// How many row panels of at most mc rows a block of `rows` rows is cut into; B is packed once per panel.
+int64_t row_panels(int64_t rows, int64_t mc) { return ceil_div(rows, mc); }
 
 // The calling thread owns the C workspace and the bias/row-sum vectors (blocks write disjoint
 // parts of them); each thread owns its packing buffers.
@@ -125,7 +127,7 @@ void run_block(const Plan<T>& plan, int64_t i0, int64_t i1, int64_t j0, int64_t 
   acc_t* row_sums = add_row_sums ? plan.row_sums : nullptr;
 
   // Row panels of at most MC rows, equal in size (rounded up to MR): no small leftover panel.
-  const int64_t mc = round_up(ceil_div(i1 - i0, ceil_div(i1 - i0, plan.bs.mc)), mr);
+  const int64_t mc = round_up(ceil_div(i1 - i0, row_panels(i1 - i0, plan.bs.mc)), mr);
   acc_t* packed_a = tls_packed_a.get<acc_t>(mc * kc_max);
 
   const bool skinny = plan.skinny;
@@ -223,7 +225,7 @@ Grid plan_grid(int64_t M, int64_t N, int64_t K, int mr, int vec, int64_t mc, boo
     if (threads % tm != 0) continue;
     const int64_t tn = threads / tm;
     if (tm > ceil_div(M, mr) || tn > ceil_div(std::max<int64_t>(N, 1), vec)) continue;
-    const double b_packings = static_cast<double>(ceil_div(ceil_div(M, tm), mc));
+    const double b_packings = static_cast<double>(row_panels(ceil_div(M, tm), mc));
     const double cost = static_cast<double>(M) / tm + b_weight * b_packings * static_cast<double>(N) / tn;
     if (cost < best_cost) best_cost = cost, best_tm = tm, best_tn = tn;
   }
