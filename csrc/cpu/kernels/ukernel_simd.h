@@ -165,6 +165,20 @@ void simd_microkernel_impl(int64_t kc, const typename V::T* a, int64_t lda, cons
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) V::storeu(tile + i * NR + j * W, acc[i][j]);
+  // Only rows missing (the last sliver of rows that are not a multiple of MR): whole vectors per
+  // row. A skinny GEMM's slivers run at KC = 16, where the element loop made every call of such a
+  // sliver ~1.5x as slow as a full one (batch-12 AVX-512 and batch-16 AVX2 input grads 10-20% faster).
+  if (n == NR) {
+    for (int i = 0; i < m; ++i)
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) {
+        Reg r = V::loadu(tile + i * NR + j * W);
+        if (c_in) r = V::add(r, V::loadu(c_in + i * ldc_in + j * W));
+        if (bias) r = V::add(r, V::loadu(bias + j * W));
+        V::storeu(c_out + i * ldc_out + j * W, r);
+      }
+    return;
+  }
   for (int i = 0; i < m; ++i)
     for (int j = 0; j < n; ++j) {
       T r = tile[i * NR + j];
