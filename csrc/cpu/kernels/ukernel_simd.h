@@ -147,16 +147,17 @@ void simd_microkernel_impl(int64_t kc, const typename V::T* a, int64_t lda, cons
   else
     k_loop<V, MR, NV, PFB, PackB>(kc, RowPointers<T, MR>(a, lda, m), b, ldb, b_packed, acc);
 
+  // Stores row i's vector j of C: the sum, plus C_in, plus the bias, in that order.
+  const auto store = [&](int i, int j, Reg r) [[gnu::always_inline]] {
+    if (c_in) r = V::add(r, V::loadu(c_in + i * ldc_in + j * W));
+    if (bias) r = V::add(r, V::loadu(bias + j * W));
+    V::storeu(c_out + i * ldc_out + j * W, r);
+  };
   if (m == MR && n == NR) {
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 8
-      for (int j = 0; j < NV; ++j) {
-        Reg r = acc[i][j];
-        if (c_in) r = V::add(r, V::loadu(c_in + i * ldc_in + j * W));
-        if (bias) r = V::add(r, V::loadu(bias + j * W));
-        V::storeu(c_out + i * ldc_out + j * W, r);
-      }
+      for (int j = 0; j < NV; ++j) store(i, j, acc[i][j]);
     return;
   }
   // Edge tile: spill the registers and copy out only the m×n corner (same additions, same order).
@@ -171,12 +172,7 @@ void simd_microkernel_impl(int64_t kc, const typename V::T* a, int64_t lda, cons
   if (n == NR) {
     for (int i = 0; i < m; ++i)
 #pragma GCC unroll 8
-      for (int j = 0; j < NV; ++j) {
-        Reg r = V::loadu(tile + i * NR + j * W);
-        if (c_in) r = V::add(r, V::loadu(c_in + i * ldc_in + j * W));
-        if (bias) r = V::add(r, V::loadu(bias + j * W));
-        V::storeu(c_out + i * ldc_out + j * W, r);
-      }
+      for (int j = 0; j < NV; ++j) store(i, j, V::loadu(tile + i * NR + j * W));
     return;
   }
   for (int i = 0; i < m; ++i)
