@@ -183,6 +183,25 @@ def test_forward_skinny_k_chunks(M, K, layout, dtype):
                   as_layout(rand(37, K, dtype=dtype, device="cpu"), layout), rand(37, dtype=dtype, device="cpu"))
 
 
+def l3_cache_bytes():
+    try:
+        size = open("/sys/devices/system/cpu/cpu0/cache/index3/size").read().strip()
+        return int(size[:-1]) << 10 if size.endswith("K") else int(size)
+    except (OSError, ValueError):
+        return 32 << 20
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M", [5, 12, 16])
+def test_backward_input_streams_a_weight_larger_than_l3(M, dtype):
+    """5-16 rows of dY against a W that L3 cannot hold stream W in chunks of a few full rows
+    (cpu/gemm.cpp's skinny loops; a W that fits in L3 takes the packed loops): row slivers of 6, 6
+    and 4 rows, a 3-column edge sliver, and a sum over thousands of chunks."""
+    n = 1027
+    rows = l3_cache_bytes() // (n * torch.finfo(dtype).bits // 8) + 3
+    check_backward_input(rand(M, rows, dtype=dtype, device="cpu"), rand(rows, n, dtype=dtype, device="cpu"))
+
+
 # --- Determinism -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -18,6 +18,10 @@ struct BlockSizes {
 // summation order).
 BlockSizes block_sizes(int mr, int nr, size_t elem_size, int64_t k, bool a_in_place);
 
+// Whether a GEMM with few rows of A should stream its k×n B (skinny_block_sizes) rather than run
+// the packed loops: only when B is too large to stay in half of L3 between calls.
+bool streams_b(size_t elem_size, int64_t n, int64_t k);
+
 // Block sizes for skinny GEMMs (a few rows of A, B read once) with a k×n B: B is consumed in
 // full-width chunks of KC rows that stay in L2, so that it streams through memory row by row.
 BlockSizes skinny_block_sizes(int mr, int nr, size_t elem_size, int64_t n, int64_t k);

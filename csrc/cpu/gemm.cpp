@@ -21,7 +21,8 @@
 //
 // Skinny problems (at most kSkinnyRows rows of A) are memory-bound: each B element is used about
 // once, so nothing is gained by packing a whole B block. The forward layout (A and B both
-// contiguous along k) then runs the dot-product kernels; the others take B in chunks of a few
+// contiguous along k) then runs the dot-product kernels. The others, when B is too large to stay in
+// L3 (streams_b; a smaller B runs the packed loops, from L3), take B in chunks of a few
 // full rows (skinny_block_sizes) so that it streams row by row, reading float/double slivers in
 // place or packing one sliver at a time into an L1-resident buffer. With at most four rows of A and
 // row-major B, B's rows stream through the row-streaming kernels instead, in address order.
@@ -88,7 +89,7 @@ struct Plan {
   const GemmProblem<T>& problem;
   MicroKernel<acc_t> uk;
   PackFn<T, acc_t> pack;
-  bool skinny;  // at most kSkinnyRows rows: B is streamed, never packed as a block
+  bool skinny;  // at most kSkinnyRows rows and streams_b: B is streamed, never packed as a block
   // A row-major float/double B (not skinny) is packed by the first row sliver's kernel calls,
   // sliver by sliver (PackingMicroKernelFn); only a narrow edge sliver is packed beforehand.
   bool pack_b_in_kernel;
@@ -363,7 +364,7 @@ void gemm(const GemmProblem<T>& problem) {
   const IsaKernels& isa = cpu_kernels();
   const MicroKernel<acc_t>& uk = isa.micro_kernel<acc_t>();
   TORCH_INTERNAL_ASSERT(uk.mr * uk.nr <= kMaxTileElems);
-  const bool skinny = M <= kSkinnyRows;
+  const bool skinny = M <= kSkinnyRows && streams_b(sizeof(acc_t), N, K);
   bool in_place = false;
   if constexpr (std::is_same_v<T, acc_t>) in_place = in_place_suits(problem, uk);
   const BlockSizes bs = skinny ? skinny_block_sizes(uk.mr, uk.nr, sizeof(acc_t), N, K)
@@ -384,7 +385,7 @@ void gemm(const GemmProblem<T>& problem) {
   // Forward with few rows, or few columns (a micro-kernel sliver would be mostly padding): both
   // operands are contiguous along k (X rows, W rows = columns of Wᵀ), so dot products need no packing.
   const bool dot_layout = problem.a.layout.cs == 1 && problem.b.layout.rs == 1;
-  if ((skinny || N <= kSkinnyRows) && dot_layout && !problem.row_sums && N > 0) {
+  if ((M <= kSkinnyRows || N <= kSkinnyRows) && dot_layout && !problem.row_sums && N > 0) {
     run_dot(plan);
     return;
   }
