@@ -17,13 +17,14 @@ int64_t sysconf_or(int name, int64_t fallback) {
   return v > 0 ? v : fallback;
 }
 
-// The L3 this core shares, as the kernel reports it ("32768K"), or 0. glibc's sysconf reports a
-// whole AMD package's L3 (256 MiB on an EPYC whose cores each share a 32 MiB slice).
-int64_t sysfs_l3_bytes() {
+// The L3 this core shares, as the kernel reports it ("32768K"), else sysconf's. glibc's sysconf
+// reports a whole AMD package's L3 (256 MiB on an EPYC whose cores each share a 32 MiB slice).
+int64_t l3_bytes(int64_t fallback) {
   std::ifstream file("/sys/devices/system/cpu/cpu0/cache/index3/size");
   int64_t kib = 0;
   char unit = 0;
-  return file >> kib >> unit && unit == 'K' ? kib << 10 : 0;
+  if (file >> kib >> unit && unit == 'K' && kib > 0) return kib << 10;
+  return sysconf_or(_SC_LEVEL3_CACHE_SIZE, fallback);
 }
 
 const CacheSizes& cache_sizes() {
@@ -31,7 +32,7 @@ const CacheSizes& cache_sizes() {
   static const CacheSizes sizes = {
       sysconf_or(_SC_LEVEL1_DCACHE_SIZE, 32 << 10),
       sysconf_or(_SC_LEVEL2_CACHE_SIZE, 512 << 10),
-      sysfs_l3_bytes() > 0 ? sysfs_l3_bytes() : sysconf_or(_SC_LEVEL3_CACHE_SIZE, 16 << 20),
+      l3_bytes(16 << 20),
   };
   return sizes;
 }
