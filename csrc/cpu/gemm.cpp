@@ -174,7 +174,7 @@ void run_block(const Plan<T>& plan, int64_t i0, int64_t i1, int64_t j0, int64_t 
               }
             }
             const acc_t* tile_bias = (last && plan.bias) ? plan.bias + col : nullptr;
-            const MicroKernelFn<acc_t> run = plan.uk.for_columns(n);
+            const MicroKernelFn<acc_t> run = plan.uk.for_tile(m, n);
             if constexpr (kAccumulateInC) {
               T* c = pr.c + row * pr.ldc + col;
               if (pack_b_in_kernel && ir == 0 && n == nr) {
@@ -301,7 +301,7 @@ void run_in_place(const Plan<T>& plan) {
     // anything reached through its captures would be re-read (a chain of dependent loads) after
     // every call, which at K = 10 measured 4-5% of the op.
     const int64_t lda = A.layout.rs, ldc = pr.ldc, rows = M;
-    const int step = mr, ldp = nr;
+    const int step = mr, ldp = nr, last_rows = static_cast<int>((rows - 1) % step + 1);
     // K == 0 still takes one (empty) step, so that C receives the bias or zeros.
     for (int64_t pc = 0; pc == 0 || pc < K; pc += plan.bs.kc) {
       const int64_t kc = std::min(plan.bs.kc, K - pc);
@@ -311,7 +311,8 @@ void run_in_place(const Plan<T>& plan) {
         const T* b = B.base + pc * B.layout.rs + jr;
         const bool pack_in_kernel = n == nr && B.layout.cs == 1;
         if (!pack_in_kernel) pack_b(plan.pack, B, pc, kc, jr, n, nr, panel);
-        const RowMajorAMicroKernelFn<T> run = plan.uk.row_major_a_for_columns(n);
+        const RowMajorAMicroKernelFn<T> run = plan.uk.row_major_a_for_tile(step, n);
+        const RowMajorAMicroKernelFn<T> run_last = plan.uk.row_major_a_for_tile(last_rows, n);
         const T* tile_bias = (last && plan.bias) ? plan.bias + jr : nullptr;
         const T* a = A.base + pc;
         T* c = pr.c + jr;
@@ -321,9 +322,11 @@ void run_in_place(const Plan<T>& plan) {
                                         tile_bias, step, n);
           ir = step;
         }
-        for (; ir < rows; ir += step)
-          run(kc, a + ir * lda, lda, panel, ldp, first ? nullptr : c + ir * ldc, ldc, c + ir * ldc, ldc, tile_bias,
-              static_cast<int>(std::min<int64_t>(step, rows - ir)), n);
+        for (; ir < rows; ir += step) {
+          const int m = static_cast<int>(std::min<int64_t>(step, rows - ir));
+          (m == step ? run : run_last)(kc, a + ir * lda, lda, panel, ldp, first ? nullptr : c + ir * ldc, ldc,
+                                       c + ir * ldc, ldc, tile_bias, m, n);
+        }
       }
     }
   });

@@ -1,5 +1,6 @@
 // AVX2 + FMA kernels. Micro-kernels 6×16 (float) and 6×8 (double): 12 accumulators + 2 B
-// registers + 1 broadcast A value use 15 of the 16 ymm registers, 12 FMAs per 8 loads. Dot
+// registers + 1 broadcast A value use 15 of the 16 ymm registers, 12 FMAs per 8 loads; 2- and
+// 4-row variants take the last row sliver of rows that are not a multiple of 6. Dot
 // kernels (skinny forward) take 3 rows of W × 4 rows of X: 12 accumulators, 7 loads per 12 FMAs.
 //
 // Standard and c10 headers come before the target pragma so that their inline functions are
@@ -84,11 +85,15 @@ const IsaKernels kAvx2Kernels = {
     {&simd_microkernel<avx2::F32, 6, 2>, 6, 16, 8, {&simd_microkernel<avx2::F32, 6, 1>, nullptr},
      &simd_microkernel_packing_b<avx2::F32, 6, 2, 16>,
      {&simd_microkernel_row_major_a<avx2::F32, 6, 1>, &simd_microkernel_row_major_a<avx2::F32, 6, 2>, nullptr},
-     &simd_microkernel_row_major_a_packing_b<avx2::F32, 6, 2, 4>},
+     &simd_microkernel_row_major_a_packing_b<avx2::F32, 6, 2, 4>,
+     {&simd_microkernel_few_rows<avx2::F32, 2, 6, 2>, &simd_microkernel_few_rows<avx2::F32, 4, 6, 2>, nullptr},
+     {&simd_microkernel_row_major_a<avx2::F32, 2, 2>, &simd_microkernel_row_major_a<avx2::F32, 4, 2>, nullptr}},
     {&simd_microkernel<avx2::F64, 6, 2>, 6, 8, 4, {&simd_microkernel<avx2::F64, 6, 1>, nullptr},
      &simd_microkernel_packing_b<avx2::F64, 6, 2, 16>,
      {&simd_microkernel_row_major_a<avx2::F64, 6, 1>, &simd_microkernel_row_major_a<avx2::F64, 6, 2>, nullptr},
-     &simd_microkernel_row_major_a_packing_b<avx2::F64, 6, 2, 4>},
+     &simd_microkernel_row_major_a_packing_b<avx2::F64, 6, 2, 4>,
+     {&simd_microkernel_few_rows<avx2::F64, 2, 6, 2>, &simd_microkernel_few_rows<avx2::F64, 4, 6, 2>, nullptr},
+     {&simd_microkernel_row_major_a<avx2::F64, 2, 2>, &simd_microkernel_row_major_a<avx2::F64, 4, 2>, nullptr}},
     {&pack_avx2_f32, &simd_dot_kernel<avx2::F32, float, 3, 4>, &simd_rowstream_kernel<avx2::F32, float, kRowStreamMaxRows>},
     {&pack_avx2_f64, &simd_dot_kernel<avx2::F64, double, 3, 4>, &simd_rowstream_kernel<avx2::F64, double, kRowStreamMaxRows>},
     {&pack_avx2_bf16, &simd_dot_kernel<avx2::F32, c10::BFloat16, 3, 4>, &simd_rowstream_kernel<avx2::F32, c10::BFloat16, kRowStreamMaxRows>},

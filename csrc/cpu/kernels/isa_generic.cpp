@@ -38,8 +38,10 @@ using generic::Scalar;
 
 const IsaKernels kGenericKernels = {
     "generic",
-    {&simd_microkernel<Scalar<float>, 4, 8>, 4, 8, 1, {nullptr, nullptr}, nullptr, {nullptr, nullptr, nullptr}, nullptr},
-    {&simd_microkernel<Scalar<double>, 4, 8>, 4, 8, 1, {nullptr, nullptr}, nullptr, {nullptr, nullptr, nullptr}, nullptr},
+    {&simd_microkernel<Scalar<float>, 4, 8>, 4, 8, 1, {nullptr, nullptr}, nullptr, {nullptr, nullptr, nullptr}, nullptr,
+     {nullptr, nullptr, nullptr}, {nullptr, nullptr, nullptr}},
+    {&simd_microkernel<Scalar<double>, 4, 8>, 4, 8, 1, {nullptr, nullptr}, nullptr, {nullptr, nullptr, nullptr}, nullptr,
+     {nullptr, nullptr, nullptr}, {nullptr, nullptr, nullptr}},
     {&pack_scalar<float, float>, &simd_dot_kernel<Scalar<float>, float, 4, 4>, &simd_rowstream_kernel<Scalar<float>, float, kRowStreamMaxRows>},
     {&pack_scalar<double, double>, &simd_dot_kernel<Scalar<double>, double, 4, 4>, &simd_rowstream_kernel<Scalar<double>, double, kRowStreamMaxRows>},
     {&pack_scalar<c10::BFloat16, float>, &simd_dot_kernel<Scalar<float>, c10::BFloat16, 4, 4>, &simd_rowstream_kernel<Scalar<float>, c10::BFloat16, kRowStreamMaxRows>},

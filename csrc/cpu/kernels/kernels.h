@@ -59,17 +59,30 @@ struct MicroKernel {
   // null (all of them where an ISA has none).
   RowMajorAMicroKernelFn<acc_t> row_major_a[3];
   RowMajorAPackingMicroKernelFn<acc_t> row_major_a_packing_b;  // MR×NR, null where an ISA has none
+  // few_rows[r] / row_major_a_few_rows[r]: run / row_major_a[NR / vec - 1] over only the first
+  // 2·(r + 1) rows of the tile (null where an ISA has none): the last row sliver of rows that are
+  // not a multiple of MR then costs what its rows need (batch 128 = 21·6 + 2 rows: a 2-row last
+  // sliver, not a third of a 6-row one). A packed A sliver still holds MR rows per k-step.
+  MicroKernelFn<acc_t> few_rows[3];
+  RowMajorAMicroKernelFn<acc_t> row_major_a_few_rows[3];
 
-  // The kernels for an n-column tile (n ≤ nr).
-  MicroKernelFn<acc_t> for_columns(int n) const {
-    if (n == nr) return run;  // every tile but a row's last: no division
-    const int v = vectors(n) - 1;
-    return v < 2 && narrow[v] ? narrow[v] : run;
+  // The kernel for an m×n tile (m ≤ mr, n ≤ nr).
+  MicroKernelFn<acc_t> for_tile(int m, int n) const {
+    if (n < nr) {
+      const int v = vectors(n) - 1;
+      return v < 2 && narrow[v] ? narrow[v] : run;
+    }
+    return m < mr && pairs(m) <= 3 && few_rows[pairs(m) - 1] ? few_rows[pairs(m) - 1] : run;
   }
-  RowMajorAMicroKernelFn<acc_t> row_major_a_for_columns(int n) const { return row_major_a[vectors(n) - 1]; }
+  RowMajorAMicroKernelFn<acc_t> row_major_a_for_tile(int m, int n) const {
+    if (n == nr && m < mr && pairs(m) <= 3 && row_major_a_few_rows[pairs(m) - 1])
+      return row_major_a_few_rows[pairs(m) - 1];
+    return row_major_a[vectors(n) - 1];
+  }
 
  private:
   int vectors(int n) const { return (n + vec - 1) / vec; }
+  static int pairs(int m) { return (m + 1) / 2; }
 };
 
 // Packs `width` vectors of kc elements each, converted to acc_t, into ceil(width / R) k-major

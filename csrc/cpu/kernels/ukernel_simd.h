@@ -21,12 +21,13 @@ template <typename T>
 }
 
 // Where the micro-kernel's k loop reads A (at(i): row i's value at the current k; next(): k + 1).
-// A packed sliver: MR values per k-step, contiguous.
-template <typename T, int MR>
+// A packed sliver: Stride values per k-step, contiguous (the packing's MR; a kernel over fewer
+// rows reads the first of them).
+template <typename T, int Stride>
 struct PackedSliver {
   const T* a;
   T at(int i) const { return a[i]; }
-  void next() { a += MR; }
+  void next() { a += Stride; }
 };
 
 // MR rows of a row-major A, one pointer per row (rows past m repeat the last real row).
@@ -107,10 +108,10 @@ template <typename V, int MR, int NV, int PFB, bool PackB, typename AReader>
 }
 
 // MR rows × NV registers per row: NR = NV·width columns; MR·NV accumulators live in registers.
-// PFB and PackB as for k_loop.
+// PFB and PackB as for k_loop. A packed sliver holds AStride ≥ MR rows per k-step.
 // With RowA, `a` is not a packed sliver but MR rows of a row-major A, lda apart; rows past m read
 // the last real row instead (never out of bounds), and their sums are dropped like padding's.
-template <typename V, int MR, int NV, int PFB, bool PackB, bool RowA = false>
+template <typename V, int MR, int NV, int PFB, bool PackB, bool RowA = false, int AStride = MR>
 void simd_microkernel_impl(int64_t kc, const typename V::T* a, int64_t lda, const typename V::T* b, int64_t ldb,
                            typename V::T* b_packed, const typename V::T* c_in, int64_t ldc_in,
                            typename V::T* c_out, int64_t ldc_out, const typename V::T* bias, int m, int n) {
@@ -141,7 +142,7 @@ void simd_microkernel_impl(int64_t kc, const typename V::T* a, int64_t lda, cons
     for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
 
   if constexpr (!RowA)
-    k_loop<V, MR, NV, PFB, PackB>(kc, PackedSliver<T, MR>{a}, b, ldb, b_packed, acc);
+    k_loop<V, MR, NV, PFB, PackB>(kc, PackedSliver<T, AStride>{a}, b, ldb, b_packed, acc);
   else if (m == MR)
     k_loop<V, MR, NV, PFB, PackB>(kc, RowGroups<T, MR>(a, lda), b, ldb, b_packed, acc);
   else
@@ -192,6 +193,15 @@ void simd_microkernel(int64_t kc, const typename V::T* a, const typename V::T* b
                       const typename V::T* c_in, int64_t ldc_in, typename V::T* c_out, int64_t ldc_out,
                       const typename V::T* bias, int m, int n) {
   simd_microkernel_impl<V, MR, NV, PFB, false>(kc, a, 0, b, ldb, nullptr, c_in, ldc_in, c_out, ldc_out, bias, m, n);
+}
+
+// The first Rows rows of an MR-row tile: `a` is a packed sliver of MR rows.
+template <typename V, int Rows, int MR, int NV>
+void simd_microkernel_few_rows(int64_t kc, const typename V::T* a, const typename V::T* b, int64_t ldb,
+                               const typename V::T* c_in, int64_t ldc_in, typename V::T* c_out, int64_t ldc_out,
+                               const typename V::T* bias, int m, int n) {
+  simd_microkernel_impl<V, Rows, NV, 0, false, false, MR>(kc, a, 0, b, ldb, nullptr, c_in, ldc_in, c_out, ldc_out,
+                                                          bias, m, n);
 }
 
 template <typename V, int MR, int NV, int PFB = 0>
