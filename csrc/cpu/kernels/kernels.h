@@ -72,17 +72,22 @@ struct MicroKernel {
       const int v = vectors(n) - 1;
       return v < 2 && narrow[v] ? narrow[v] : run;
     }
-    return m < mr && pairs(m) <= 3 && few_rows[pairs(m) - 1] ? few_rows[pairs(m) - 1] : run;
+    const MicroKernelFn<acc_t> shorter = for_rows(few_rows, m);
+    return shorter ? shorter : run;
   }
   RowMajorAMicroKernelFn<acc_t> row_major_a_for_tile(int m, int n) const {
-    if (n == nr && m < mr && pairs(m) <= 3 && row_major_a_few_rows[pairs(m) - 1])
-      return row_major_a_few_rows[pairs(m) - 1];
-    return row_major_a[vectors(n) - 1];
+    const RowMajorAMicroKernelFn<acc_t> shorter = n == nr ? for_rows(row_major_a_few_rows, m) : nullptr;
+    return shorter ? shorter : row_major_a[vectors(n) - 1];
   }
 
  private:
   int vectors(int n) const { return (n + vec - 1) / vec; }
-  static int pairs(int m) { return (m + 1) / 2; }
+  // The few-rows kernel of `table` for an m-row tile; null for a full one, or where there is none.
+  template <typename Fn>
+  Fn for_rows(const Fn (&table)[3], int m) const {
+    const int r = (m + 1) / 2 - 1;
+    return m < mr && r < 3 ? table[r] : nullptr;
+  }
 };
 
 // Packs `width` vectors of kc elements each, converted to acc_t, into ceil(width / R) k-major
