@@ -42,6 +42,7 @@ void simd_dot_kernel(int64_t m, int64_t n, int64_t k, int64_t kc, const Src* x, 
   // row up to MB wastes FMAs, and batch 1-3 is bound by W's stream, which more W rows read in
   // parallel (more streams for the prefetchers) make faster: 11-20% at batch 1-3 × 4096² (Zen 3).
   // The bits are the same: each output is still one accumulator's lanes summed in k order.
+  static_assert(MB <= 4, "the dispatches on rows below cover 1-3 rows short of a block");
   if constexpr (MB > 1) {
     if (m == 1) return simd_dot_kernel<V, Src, dot_nb_for_rows(NB, MB, 1), 1>(m, n, k, kc, x, ldx, w, ldw, bias, y, ldy);
     if constexpr (MB > 2)
@@ -73,15 +74,16 @@ void simd_dot_kernel(int64_t m, int64_t n, int64_t k, int64_t kc, const Src* x, 
     for (int64_t p0 = 0; p0 == 0 || p0 < k_full; p0 += chunk) {
       const int64_t p1 = std::min(k_full, p0 + chunk);
       const bool first = p0 == 0, last = p1 == k_full;
-      for (int64_t i0 = 0, blk = 0; i0 < m; i0 += MB, ++blk) {
-        const int mb = static_cast<int>(std::min<int64_t>(MB, m - i0));
-        const Src* xr[MB];
+      // The R rows of X from i0 (R = MB but for a last, shorter block of rows) against the NB rows
+      // of W, over k in [p0, p1): a block of R rows runs R·NB FMAs per step, not MB·NB.
+      const auto rows_block = [&]<int R>(int64_t i0, int64_t blk) {
+        const Src* xr[R];
 #pragma GCC unroll 8
-        for (int ii = 0; ii < MB; ++ii) xr[ii] = x + (i0 + std::min(ii, mb - 1)) * ldx;
+        for (int ii = 0; ii < R; ++ii) xr[ii] = x + (i0 + ii) * ldx;
 
-        Reg acc[MB][NB];
+        Reg acc[R][NB];
 #pragma GCC unroll 8
-        for (int ii = 0; ii < MB; ++ii)
+        for (int ii = 0; ii < R; ++ii)
 #pragma GCC unroll 8
           for (int jj = 0; jj < NB; ++jj) acc[ii][jj] = first ? V::zero() : parked[blk][ii][jj];
         const auto step = [&](int64_t p, int count) {
@@ -90,7 +92,7 @@ void simd_dot_kernel(int64_t m, int64_t n, int64_t k, int64_t kc, const Src* x, 
           for (int jj = 0; jj < NB; ++jj)
             wv[jj] = count == W ? V::load_from(wr[jj] + p) : load_tail<V>(wr[jj] + p, count);
 #pragma GCC unroll 8
-          for (int ii = 0; ii < MB; ++ii) {
+          for (int ii = 0; ii < R; ++ii) {
             const Reg xv = count == W ? V::load_from(xr[ii] + p) : load_tail<V>(xr[ii] + p, count);
 #pragma GCC unroll 8
             for (int jj = 0; jj < NB; ++jj) acc[ii][jj] = V::fma(xv, wv[jj], acc[ii][jj]);
@@ -104,19 +106,31 @@ void simd_dot_kernel(int64_t m, int64_t n, int64_t k, int64_t kc, const Src* x, 
         }
         if (!last) {
 #pragma GCC unroll 8
-          for (int ii = 0; ii < MB; ++ii)
+          for (int ii = 0; ii < R; ++ii)
 #pragma GCC unroll 8
             for (int jj = 0; jj < NB; ++jj) parked[blk][ii][jj] = acc[ii][jj];
-          continue;
+          return;
         }
         if (k_full < k) step(k_full, static_cast<int>(k - k_full));
 
-        for (int ii = 0; ii < mb; ++ii)
+        for (int ii = 0; ii < R; ++ii)
           for (int jj = 0; jj < nb; ++jj) {
             T sum = V::hsum(acc[ii][jj]);
             if (bias) sum += bias[j0 + jj];
             y[(i0 + ii) * ldy + j0 + jj] = static_cast<Src>(sum);
           }
+      };
+      for (int64_t i0 = 0, blk = 0; i0 < m; i0 += MB, ++blk) {
+        const int64_t rest = m - i0;
+        if (rest >= MB) {
+          rows_block.template operator()<MB>(i0, blk);
+        } else if constexpr (MB > 1) {
+          if (rest == 1) rows_block.template operator()<1>(i0, blk);
+          if constexpr (MB > 2)
+            if (rest == 2) rows_block.template operator()<2>(i0, blk);
+          if constexpr (MB > 3)
+            if (rest == 3) rows_block.template operator()<3>(i0, blk);
+        }
       }
     }
   }
