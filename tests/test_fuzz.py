@@ -108,12 +108,13 @@ def threads(n):
 
 # --- The three ops ---------------------------------------------------------------------------------
 
-# MC (rows per packed A block) is 384..768 depending on ISA and dtype; these are its multiples ±1.
-_BIG_ROWS = st.one_of(st.sampled_from([m * b + d for b in (384, 504, 768) for m in (1, 2) for d in (-1, 0, 1)]),
-                      st.integers(0, 1600))
+# MC (rows per packed A panel) is capped at 1024 rounded up to MR (1026 for AVX2's 6 rows, 1024 for
+# 8 or 4); these are its multiples ±1.
+_BIG_ROWS = st.one_of(st.sampled_from([m * b + d for b in (1020, 1024, 1026) for m in (1, 2) for d in (-1, 0, 1)]),
+                      st.integers(0, 2100))
 
 
-# NC (columns per packed B panel) is 8192 or 16384 on the current block-size table.
+# Widths past many NC-column B blocks (NC is a few hundred columns: half of L2 over KC), up to 16K.
 _WIDE = st.one_of(st.sampled_from([m * b + d for b in (8192, 16384) for m in (1,) for d in (-1, 0, 1)]),
                   st.integers(8000, 17000))
 _SMALL = st.one_of(st.sampled_from([0, 1, 5, 12, 13, 31, 33]), st.integers(0, 40))
