@@ -39,6 +39,11 @@ const CacheSizes& cache_sizes() {
 
 int64_t round_down(int64_t x, int64_t multiple) { return std::max(multiple, x / multiple * multiple); }
 
+// The most rows of a packed A panel: about 1024 (panels of 2048 rows measured slower, the A panel
+// then streaming from further out), rounded up to MR so that a 1024-row block (each thread's half
+// of a 2048-row GEMM) is one panel and packs B once, not twice: 2048³ forward on 2 threads ~1% faster.
+int64_t max_panel_rows(int mr) { return (1024 + mr - 1) / mr * mr; }
+
 // Half of L1 holds the MR×KC sliver of A that the micro-kernel broadcasts from for every NR columns
 // of B; the rest is for B's stream and the C tile. KC ≥ 128 amortises the C tile's load and store.
 int64_t l1_kc(int mr, int64_t elem) { return std::max<int64_t>(round_down(cache_sizes().l1 / 2 / (mr * elem), 64), 128); }
@@ -67,12 +72,9 @@ BlockSizes block_sizes(int mr, int nr, size_t elem_size, int64_t k, bool a_in_pl
   // written in longer row runs and each A sliver serves more tiles (a weight grad at batch 4
   // writing a 4096×4096 C in one block rather than 13 measured ~15% faster).
   const int64_t nc = round_down(cache.l2 / 2 / (kc * elem), nr);
-  // A quarter of L3 holds the MC×KC panel of A, re-read for every B block; at most about 1024 rows
-  // (panels of 2048 rows measured slower, the A panel then streaming from further out). The cap is
-  // rounded up to MR, so that a 1024-row block (each thread's half of a 2048-row GEMM) is one
-  // panel and packs B once, not twice: 2048³ forward on 2 threads ~1% faster.
-  const int64_t mc = std::clamp<int64_t>(round_down(cache.l3 / 4 / (packed_kc(mr, elem) * elem), mr), mr,
-                                         (1024 + mr - 1) / mr * mr);
+  // A quarter of L3 holds the MC×KC panel of A, re-read for every B block.
+  const int64_t mc =
+      std::clamp<int64_t>(round_down(cache.l3 / 4 / (packed_kc(mr, elem) * elem), mr), mr, max_panel_rows(mr));
   return {mc, kc, nc};
 }
 
@@ -87,11 +89,11 @@ BlockSizes skinny_block_sizes(int mr, int nr, size_t elem_size, int64_t n, int64
   const int64_t row_bytes = std::max<int64_t>(n, 1) * static_cast<int64_t>(elem_size);
   // A B that fits in half of L2 is read from cache, not streamed: the regular KC, so that C is
   // loaded and stored as few times as for any GEMM.
-  if (k * row_bytes <= cache_sizes().l2 / 2) return {1024 / mr * mr, packed_kc(mr, static_cast<int64_t>(elem_size)), std::max<int64_t>(n, nr)};
+  if (k * row_bytes <= cache_sizes().l2 / 2) return {max_panel_rows(mr), packed_kc(mr, static_cast<int64_t>(elem_size)), std::max<int64_t>(n, nr)};
   // Else KC full rows of B in half of L1 where they fit, else 16: few enough rows for the hardware
   // prefetchers to follow each one as a stream, enough to amortise the C tile's load and store.
   const int64_t kc = std::clamp<int64_t>(round_down(cache_sizes().l1 / 2 / row_bytes, 8), 16, 256);
-  return {1024 / mr * mr, kc, std::max<int64_t>(n, nr)};
+  return {max_panel_rows(mr), kc, std::max<int64_t>(n, nr)};
 }
 
 int64_t dot_kc(size_t elem_size) {

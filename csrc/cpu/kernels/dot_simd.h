@@ -13,6 +13,7 @@
 #pragma once
 
 #include <algorithm>
+#include <utility>
 
 #include "cpu/kernels/kernels.h"
 
@@ -35,6 +36,14 @@ typename V::Reg load_tail(const Src* p, int count) {
 // six rows of W (six measured faster than three and than eight at batch 1).
 constexpr int dot_nb_for_rows(int nb, int mb, int rows) { return std::min(6, nb * mb / rows); }
 
+// Calls f.template operator()<R>() for the R in [1, Max) equal to rows (none when rows is outside).
+template <int Max, typename F>
+void with_rows(int64_t rows, const F& f) {
+  [&]<int... I>(std::integer_sequence<int, I...>) {
+    ((rows == I + 1 ? f.template operator()<I + 1>() : void()), ...);
+  }(std::make_integer_sequence<int, Max - 1>{});
+}
+
 template <typename V, typename Src, int NB, int MB>
 void simd_dot_kernel(int64_t m, int64_t n, int64_t k, int64_t kc, const Src* x, int64_t ldx, const Src* w,
                      int64_t ldw, const typename V::T* bias, Src* y, int64_t ldy) {
@@ -42,13 +51,11 @@ void simd_dot_kernel(int64_t m, int64_t n, int64_t k, int64_t kc, const Src* x, 
   // row up to MB wastes FMAs, and batch 1-3 is bound by W's stream, which more W rows read in
   // parallel (more streams for the prefetchers) make faster: 11-20% at batch 1-3 × 4096² (Zen 3).
   // The bits are the same: each output is still one accumulator's lanes summed in k order.
-  static_assert(MB <= 4, "the dispatches on rows below cover 1-3 rows short of a block");
-  if constexpr (MB > 1) {
-    if (m == 1) return simd_dot_kernel<V, Src, dot_nb_for_rows(NB, MB, 1), 1>(m, n, k, kc, x, ldx, w, ldw, bias, y, ldy);
-    if constexpr (MB > 2)
-      if (m == 2) return simd_dot_kernel<V, Src, dot_nb_for_rows(NB, MB, 2), 2>(m, n, k, kc, x, ldx, w, ldw, bias, y, ldy);
-    if constexpr (MB > 3)
-      if (m == 3) return simd_dot_kernel<V, Src, dot_nb_for_rows(NB, MB, 3), 3>(m, n, k, kc, x, ldx, w, ldw, bias, y, ldy);
+  if (m < MB) {
+    with_rows<MB>(m, [&]<int R>() {
+      simd_dot_kernel<V, Src, dot_nb_for_rows(NB, MB, R), R>(m, n, k, kc, x, ldx, w, ldw, bias, y, ldy);
+    });
+    return;
   }
   using T = typename V::T;
   using Reg = typename V::Reg;
@@ -76,7 +83,8 @@ void simd_dot_kernel(int64_t m, int64_t n, int64_t k, int64_t kc, const Src* x, 
       const bool first = p0 == 0, last = p1 == k_full;
       // The R rows of X from i0 (R = MB but for a last, shorter block of rows) against the NB rows
       // of W, over k in [p0, p1): a block of R rows runs R·NB FMAs per step, not MB·NB.
-      const auto rows_block = [&]<int R>(int64_t i0, int64_t blk) {
+      int64_t i0 = 0, blk = 0;
+      const auto rows_block = [&]<int R>() {
         const Src* xr[R];
 #pragma GCC unroll 8
         for (int ii = 0; ii < R; ++ii) xr[ii] = x + (i0 + ii) * ldx;
@@ -120,18 +128,8 @@ void simd_dot_kernel(int64_t m, int64_t n, int64_t k, int64_t kc, const Src* x, 
             y[(i0 + ii) * ldy + j0 + jj] = static_cast<Src>(sum);
           }
       };
-      for (int64_t i0 = 0, blk = 0; i0 < m; i0 += MB, ++blk) {
-        const int64_t rest = m - i0;
-        if (rest >= MB) {
-          rows_block.template operator()<MB>(i0, blk);
-        } else if constexpr (MB > 1) {
-          if (rest == 1) rows_block.template operator()<1>(i0, blk);
-          if constexpr (MB > 2)
-            if (rest == 2) rows_block.template operator()<2>(i0, blk);
-          if constexpr (MB > 3)
-            if (rest == 3) rows_block.template operator()<3>(i0, blk);
-        }
-      }
+      for (; i0 + MB <= m; i0 += MB, ++blk) rows_block.template operator()<MB>();
+      with_rows<MB>(m - i0, rows_block);
     }
   }
 }
