@@ -104,8 +104,11 @@ class Timer:
         torch.cuda.synchronize()
         return begin.elapsed_time(end) / 1e3
 
-    def run(self, fns, budget_s, min_reps=7, max_reps=300):
-        """Per-callable lists of times, the callables interleaved rep by rep (order alternating)."""
+    def run(self, fns, budget_s, min_reps=7, max_reps=20_000):
+        """Per-callable lists of times, the callables interleaved rep by rep (order alternating).
+
+        The reps fill the budget: a few hundred reps of a 10 µs op would all fall within one
+        co-tenant burst or lull, and a 12 µs row's ratio then read anywhere from 0.85 to 1.7."""
         for fn in fns:  # warm-up: packing buffers, allocator, lazy init, cuBLAS handles
             for _ in range(2):
                 self.one(fn)
