@@ -213,6 +213,8 @@ void run_block(const Plan<T>& plan, int64_t i0, int64_t i1, int64_t j0, int64_t 
 // (2 threads, 1024³ and 2048³: 0-4% faster than splitting columns, never slower). Columns are split
 // in vector widths, not in NR: a block may then end in a narrow panel, and the blocks get equal
 // work (at 2 threads, whole 48-column panels split 512 columns 288 + 224 and measured 4-7% slower).
+// A tie goes to the split with more row blocks: a 768³ or 1024³ forward on 2 threads, where both
+// splits pack as much, measured 1.5% faster splitting rows (each thread writes whole rows of C).
 struct Grid {
   int64_t rows, cols;  // per block (multiples of MR / of the vector width)
   int64_t tm, tn;
@@ -230,7 +232,7 @@ Grid plan_grid(int64_t M, int64_t N, int64_t K, int mr, int vec, int64_t mc, boo
     if (tm > ceil_div(M, mr) || tn > ceil_div(std::max<int64_t>(N, 1), vec)) continue;
     const double b_packings = static_cast<double>(row_panels(ceil_div(M, tm), mc));
     const double cost = static_cast<double>(M) / tm + b_weight * b_packings * static_cast<double>(N) / tn;
-    if (cost < best_cost) best_cost = cost, best_tm = tm, best_tn = tn;
+    if (cost <= best_cost) best_cost = cost, best_tm = tm, best_tn = tn;
   }
   Grid g;
   g.rows = round_up(ceil_div(M, best_tm), mr);
