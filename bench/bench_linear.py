@@ -39,7 +39,7 @@ OPS = ("forward", "backward_input", "backward_weight", "layer_step", "mlp_step")
 MNIST_LAYERS = [(128, 512, 784), (128, 256, 512), (128, 10, 256)]
 FFN_LAYERS = [(2048, 3072, 768), (2048, 768, 3072)]
 SQUARE = [(1024, 1024, 1024), (2048, 2048, 2048)]
-SKINNY = [(m, 4096, 4096) for m in (1, 4, 16)]
+SKINNY = [(m, 4096, 4096) for m in (1, 4, 8, 16)]
 
 
 def gemm_ops(shapes):

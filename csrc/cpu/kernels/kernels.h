@@ -112,12 +112,20 @@ using DotKernelFn = void (*)(int64_t m, int64_t n, int64_t k, int64_t kc, const 
 constexpr int64_t kDotChunkedMaxRows = 16;
 
 // Fewest rows of A, row-major B (unit column stride), each B row read once in address order:
-//   y[i·ldy + j] = Σ_{p<k} a[i·a_rs + p·a_cs] · b[p·ldb + j] + (bias ? bias[j] : 0)   for i < m ≤ 4, j < n,
-// summed in p order in `acc` (m·n acc_t of scratch) and rounded to T once.
+//   y[i·ldy + j] = Σ_{p<k} a[i·a_rs + p·a_cs] · b[p·ldb + j] + (bias ? bias[j] : 0)   for i < m ≤ kRowStreamMaxRows, j < n,
+// summed in p order in `acc` (m·rowstream_acc_stride(n) acc_t of scratch) and rounded to T once.
 template <typename T, typename acc_t>
 using RowStreamFn = void (*)(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_rs, int64_t a_cs, const T* b,
                              int64_t ldb, const acc_t* bias, T* y, int64_t ldy, acc_t* acc);
-constexpr int64_t kRowStreamMaxRows = 4;
+constexpr int64_t kRowStreamMaxRows = 8;
+
+// The row stride of RowStreamFn's acc: one cache line past n, so that the rows of a page-multiple
+// width do not all fall in the same L1 sets as B's rows (8 rows × 4096 columns measured ~30% faster
+// than with rows n apart).
+template <typename acc_t>
+constexpr int64_t rowstream_acc_stride(int64_t n) {
+  return n + 64 / static_cast<int64_t>(sizeof(acc_t));
+}
 
 // How far ahead (bytes) the streaming kernels prefetch the operand they read from memory once.
 // On Zen 3, 256-512 bytes measured 5-10% faster than 1024 for batch-1 forward and input grad
