@@ -196,9 +196,10 @@ def l3_cache_bytes():
 @pytest.mark.parametrize("M", [5, 8, 12, 16])
 def test_backward_input_streams_a_weight_larger_than_l3(M, layout, dtype):
     """5-16 rows of dY against a W that L3 cannot hold (cpu/gemm.cpp; a W that fits in L3 takes the
-    packed loops above 8 rows). A row-major W streams through the row-streaming kernel in passes
-    of up to 8 rows (5, 8, 6 + 6, 8 + 8); a column-major W in chunks of a few full rows (the skinny
-    loops): row slivers of 6, 6 and 4 rows. Both with a 3-column vector tail and thousands of rows."""
+    packed loops above 8 rows). A row-major W streams through the row-streaming kernel, in blocks
+    of up to 8 rows of dY (5, 8, 6 + 6, 8 + 8); a column-major W in chunks of a few full rows (the
+    skinny loops): row slivers of 6, 6 and 4 rows. Both with a 3-column vector tail and thousands
+    of rows."""
     n = 1027
     rows = l3_cache_bytes() // (n * torch.finfo(dtype).bits // 8) + 3
     check_backward_input(rand(M, rows, dtype=dtype, device="cpu"),

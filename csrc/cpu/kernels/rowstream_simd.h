@@ -1,76 +1,95 @@
 // The row-streaming kernel for the fewest rows of A (contract: RowStreamFn in kernels.h), written
 // once over a vector-traits type V and included by each isa_<name>.cpp after its target pragma.
 //
-// With 1-8 rows of A and row-major B (dX = dY·W at decode batch sizes), every B row is used once
+// With few rows of A and row-major B (dX = dY·W at decode batch sizes), every B row is used once
 // per row of A and B dwarfs everything else, so B must stream through memory exactly once, in
 // address order. The output rows accumulate in an acc_t buffer (L1/L2) while B's rows pass by:
-// acc[i][:] += A[i][p] · B[p][:], each B vector loaded once for all rows of A.
+// acc[i][:] += A[i][p] · B[p][:], each B vector loaded once for a block of up to BLOCK rows of A
+// (their broadcasts fill the registers). More rows than BLOCK are split into equal blocks, which
+// sweep each group of B rows in turn: from memory for the first block, from L2 for the others.
 #pragma once
+
+#include <algorithm>
 
 #include "cpu/kernels/kernels.h"
 
 namespace linear_ext::cpu {
 
-template <typename V, typename Src, int MAX_ROWS>
-void simd_rowstream_kernel(int64_t m, int64_t n, int64_t k, const Src* a, int64_t a_rs, int64_t a_cs, const Src* b,
-                           int64_t ldb, const typename V::T* bias, Src* y, int64_t ldy, typename V::T* acc) {
+// acc[i·acc_ld + j] += Σ_{q<RB} a[i·a_rs + q·a_cs] · b[q·ldb + j] for i < rows ≤ BLOCK, j < n:
+// one group of RB rows of B (RB = 1 for the last rows of an odd k), each B vector loaded once.
+// Prefetch: B is read for the first time, from memory.
+template <typename V, typename Src, int BLOCK, int RB, bool Prefetch>
+[[gnu::always_inline]] inline void rowstream_sweep(int rows, int64_t n, const Src* a, int64_t a_rs, int64_t a_cs,
+                                                   const Src* b, int64_t ldb, typename V::T* acc, int64_t acc_ld) {
   using T = typename V::T;
   using Reg = typename V::Reg;
   constexpr int W = V::width;
-  const int64_t n_full = n / W * W;
+  Reg ai[RB][BLOCK];
+#pragma GCC unroll 4
+  for (int q = 0; q < RB; ++q)
+#pragma GCC unroll 8
+    for (int i = 0; i < BLOCK; ++i) ai[q][i] = V::broadcast(i < rows ? static_cast<T>(a[i * a_rs + q * a_cs]) : T(0));
+  // acc's rows as group[i / 4] + (i % 4)·ld bytes: BLOCK row pointers would not fit the general
+  // registers next to B's RB, and GCC reloaded the spilled ones every step (the empty asm keeps
+  // the strides opaque, so that it does not turn each row back into a pointer of its own).
+  constexpr int kGroups = (BLOCK + 3) / 4;
+  char* group[kGroups];
+  int64_t ld1 = acc_ld * static_cast<int64_t>(sizeof(T)), ld3 = 3 * ld1;
+  for (int g = 0; g < kGroups; ++g) group[g] = reinterpret_cast<char*>(acc) + 4 * g * ld1;
+  const auto acc_row = [&](int i) [[gnu::always_inline]] {
+    char* base = group[i / 4];
+    return reinterpret_cast<T*>(i % 4 == 0 ? base : i % 4 == 1 ? base + ld1 : i % 4 == 2 ? base + 2 * ld1 : base + ld3);
+  };
+  int64_t j = 0;
+  for (; j + W <= n; j += W) {
+    Reg bv[RB];
+#pragma GCC unroll 4
+    for (int q = 0; q < RB; ++q) {
+      if constexpr (Prefetch) __builtin_prefetch(b + q * ldb + j + kPrefetchBytes / sizeof(Src));
+      bv[q] = V::load_from(b + q * ldb + j);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < BLOCK; ++i) {
+      if (i >= rows) continue;
+      Reg r = V::loadu(acc_row(i));
+#pragma GCC unroll 4
+      for (int q = 0; q < RB; ++q) r = V::fma(ai[q][i], bv[q], r);
+      V::storeu(acc_row(i), r);
+    }
+    for (int g = 0; g < kGroups; ++g) group[g] += W * sizeof(T);
+    asm("" : "+r"(ld1), "+r"(ld3));
+  }
+  for (; j < n; ++j)
+    for (int q = 0; q < RB; ++q)
+      for (int i = 0; i < rows; ++i)
+        acc[i * acc_ld + j] += static_cast<T>(a[i * a_rs + q * a_cs]) * static_cast<T>(b[q * ldb + j]);
+}
+
+template <typename V, typename Src, int BLOCK>
+void simd_rowstream_kernel(int64_t m, int64_t n, int64_t k, const Src* a, int64_t a_rs, int64_t a_cs, const Src* b,
+                           int64_t ldb, const typename V::T* bias, Src* y, int64_t ldy, typename V::T* acc) {
+  using T = typename V::T;
   const int rows = static_cast<int>(m);
   const int64_t acc_ld = rowstream_acc_stride<T>(n);
   for (int i = 0; i < rows; ++i)
     for (int64_t j = 0; j < n; ++j) acc[i * acc_ld + j] = T(0);
 
-  // RB rows of B per pass: RB concurrent streams for the prefetchers, and acc is loaded and
+  const int blocks = (rows + BLOCK - 1) / BLOCK;
+  const int block_rows = (rows + blocks - 1) / blocks;
+  // RB rows of B per group: RB concurrent streams for the prefetchers, and acc is loaded and
   // stored once per RB rows. The FMAs still run in p order, so the result is the same.
   constexpr int RB = 4;
   int64_t p = 0;
   for (; p + RB <= k; p += RB) {
-    Reg ai[RB][MAX_ROWS];
-#pragma GCC unroll 4
-    for (int q = 0; q < RB; ++q)
-#pragma GCC unroll 8
-      for (int i = 0; i < MAX_ROWS; ++i)
-        ai[q][i] = V::broadcast(i < rows ? static_cast<T>(a[i * a_rs + (p + q) * a_cs]) : T(0));
-    int64_t j = 0;
-    for (; j < n_full; j += W) {
-      Reg bv[RB];
-#pragma GCC unroll 4
-      for (int q = 0; q < RB; ++q) {
-        __builtin_prefetch(b + (p + q) * ldb + j + kPrefetchBytes / sizeof(Src));
-        bv[q] = V::load_from(b + (p + q) * ldb + j);
-      }
-#pragma GCC unroll 8
-      for (int i = 0; i < MAX_ROWS; ++i) {
-        if (i >= rows) continue;
-        Reg r = V::loadu(acc + i * acc_ld + j);
-#pragma GCC unroll 4
-        for (int q = 0; q < RB; ++q) r = V::fma(ai[q][i], bv[q], r);
-        V::storeu(acc + i * acc_ld + j, r);
-      }
-    }
-    for (; j < n; ++j)
-      for (int q = 0; q < RB; ++q)
-        for (int i = 0; i < rows; ++i)
-          acc[i * acc_ld + j] += static_cast<T>(a[i * a_rs + (p + q) * a_cs]) * static_cast<T>(b[(p + q) * ldb + j]);
+    rowstream_sweep<V, Src, BLOCK, RB, true>(block_rows, n, a + p * a_cs, a_rs, a_cs, b + p * ldb, ldb, acc, acc_ld);
+    for (int i0 = block_rows; i0 < rows; i0 += block_rows)
+      rowstream_sweep<V, Src, BLOCK, RB, false>(std::min(block_rows, rows - i0), n, a + i0 * a_rs + p * a_cs, a_rs,
+                                                a_cs, b + p * ldb, ldb, acc + i0 * acc_ld, acc_ld);
   }
-  for (; p < k; ++p) {
-    const Src* brow = b + p * ldb;
-    Reg ai[MAX_ROWS];
-#pragma GCC unroll 8
-    for (int i = 0; i < MAX_ROWS; ++i) ai[i] = V::broadcast(i < rows ? static_cast<T>(a[i * a_rs + p * a_cs]) : T(0));
-    int64_t j = 0;
-    for (; j < n_full; j += W) {
-      const Reg bv = V::load_from(brow + j);
-#pragma GCC unroll 8
-      for (int i = 0; i < MAX_ROWS; ++i)
-        if (i < rows) V::storeu(acc + i * acc_ld + j, V::fma(ai[i], bv, V::loadu(acc + i * acc_ld + j)));
-    }
-    for (; j < n; ++j)
-      for (int i = 0; i < rows; ++i) acc[i * acc_ld + j] += static_cast<T>(a[i * a_rs + p * a_cs]) * static_cast<T>(brow[j]);
-  }
+  for (; p < k; ++p)
+    for (int i0 = 0; i0 < rows; i0 += block_rows)
+      rowstream_sweep<V, Src, BLOCK, 1, false>(std::min(block_rows, rows - i0), n, a + i0 * a_rs + p * a_cs, a_rs, a_cs,
+                                               b + p * ldb, ldb, acc + i0 * acc_ld, acc_ld);
 
   for (int i = 0; i < rows; ++i)
     for (int64_t j = 0; j < n; ++j) y[i * ldy + j] = static_cast<Src>(bias ? acc[i * acc_ld + j] + bias[j] : acc[i * acc_ld + j]);
