@@ -2,7 +2,7 @@
 
 Up to 40 each dimension crosses every edge the CPU kernels have at small sizes: micro-kernel rows
 (6 on AVX2, 8 on AVX-512) and columns (8-48), the 2- and 4-row kernels of a last row sliver, the
-dot kernels' blocks of rows of X and W, the row-streaming kernel's 1-4 rows, and K around the
+dot kernels' blocks of rows of X and W, the row-streaming kernel's 1-8 rows, and K around the
 vector width and the packers' 8-value transposes. Each case reads fresh, contiguous operands whose
 base is 0-2 elements past a 64-byte boundary, so unaligned bases are covered as well.
 """
