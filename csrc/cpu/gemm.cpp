@@ -24,10 +24,9 @@
 // contiguous along k) then runs the dot-product kernels. A row-major B (the input grad dY·W) runs
 // the row-streaming kernels, B's rows passing once in address order: always at kRowStreamMaxRows
 // rows of A or fewer, and up to kSkinnyRows when B is too large to stay in L3 (streams_b; a
-// smaller B runs the packed loops, from L3). Other layouts
-// with such a B take it in chunks of a few full rows (skinny_block_sizes) so that it streams row by
-// row, reading float/double slivers in place or packing one sliver at a time into an L1-resident
-// buffer.
+// smaller B runs the packed loops, from L3). Other layouts with such a B take it in chunks of a
+// few full rows (skinny_block_sizes) so that it streams row by row, reading float/double slivers
+// in place or packing one sliver at a time into an L1-resident buffer.
 // Between skinny and kInPlaceMaxRows rows of a row-major A (the input grad dY·W and the forward
 // X·Wᵀ at training batch sizes), A is not packed: run_in_place reads it where it lies, and packs B
 // one column panel at a time.

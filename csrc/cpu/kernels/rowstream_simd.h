@@ -12,6 +12,7 @@
 #include <algorithm>
 
 #include "cpu/kernels/kernels.h"
+#include "cpu/kernels/row_groups.h"
 
 namespace linear_ext::cpu {
 
@@ -29,17 +30,7 @@ template <typename V, typename Src, int BLOCK, int RB, bool Prefetch>
   for (int q = 0; q < RB; ++q)
 #pragma GCC unroll 8
     for (int i = 0; i < BLOCK; ++i) ai[q][i] = V::broadcast(i < rows ? static_cast<T>(a[i * a_rs + q * a_cs]) : T(0));
-  // acc's rows as group[i / 4] + (i % 4)·ld bytes: BLOCK row pointers would not fit the general
-  // registers next to B's RB, and GCC reloaded the spilled ones every step (the empty asm keeps
-  // the strides opaque, so that it does not turn each row back into a pointer of its own).
-  constexpr int kGroups = (BLOCK + 3) / 4;
-  char* group[kGroups];
-  int64_t ld1 = acc_ld * static_cast<int64_t>(sizeof(T)), ld3 = 3 * ld1;
-  for (int g = 0; g < kGroups; ++g) group[g] = reinterpret_cast<char*>(acc) + 4 * g * ld1;
-  const auto acc_row = [&](int i) [[gnu::always_inline]] {
-    char* base = group[i / 4];
-    return reinterpret_cast<T*>(i % 4 == 0 ? base : i % 4 == 1 ? base + ld1 : i % 4 == 2 ? base + 2 * ld1 : base + ld3);
-  };
+  RowGroups<T, BLOCK> acc_rows(acc, acc_ld);  // at the current column
   // The last n % W columns take one more vector step: B's through a zero-padded copy, while acc's
   // rows have room for a whole vector (rowstream_acc_stride). Element by element, a 12-column
   // output ran at half torch's speed.
@@ -61,13 +52,12 @@ template <typename V, typename Src, int BLOCK, int RB, bool Prefetch>
 #pragma GCC unroll 8
     for (int i = 0; i < BLOCK; ++i) {
       if (i >= rows) continue;
-      Reg r = V::loadu(acc_row(i));
+      Reg r = V::loadu(acc_rows.row(i));
 #pragma GCC unroll 4
       for (int q = 0; q < RB; ++q) r = V::fma(ai[q][i], bv[q], r);
-      V::storeu(acc_row(i), r);
+      V::storeu(acc_rows.row(i), r);
     }
-    for (int g = 0; g < kGroups; ++g) group[g] += W * sizeof(T);
-    asm("" : "+r"(ld1), "+r"(ld3));
+    acc_rows.advance(W);
   }
 }
 

@@ -7,6 +7,8 @@
 // storeu(ptr, Reg), broadcast(T), fma(a, b, c) = a·b + c, add(a, b).
 #pragma once
 
+#include "cpu/kernels/row_groups.h"
+
 namespace linear_ext::cpu {
 
 // Prefetches every cache line of rows × cols of a row-major matrix (each row's last element too:
@@ -43,32 +45,13 @@ struct RowPointers {
   void next() { ++p; }
 };
 
-// MR full rows of a row-major A, addressed as base + {0, 1, 2, 3}·lda from one base per four
-// rows. MR row pointers, with B's pointer and stride and the loop counter, need more than the 15
-// general registers the loop has: GCC spilled two 8×48 row pointers, one of them to a vector
-// register whose read took an FMA port every k-step. The empty asm makes lda opaque in every
-// step, which keeps GCC from turning each row's address back into a pointer of its own.
+// MR full rows of a row-major A, lda apart (row_groups.h).
 template <typename T, int MR>
-struct RowGroups {
-  static constexpr int kGroups = (MR + 3) / 4;
-  const char* base[kGroups];
-  int64_t lda1, lda3;  // bytes
-  RowGroups(const T* a, int64_t lda) : lda1(lda * static_cast<int64_t>(sizeof(T))), lda3(3 * lda1) {
-    for (int g = 0; g < kGroups; ++g) base[g] = reinterpret_cast<const char*>(a) + 4 * g * lda1;
-  }
-  T at(int i) const {
-    const char* row = base[i / 4];
-    switch (i % 4) {
-      case 0: return *reinterpret_cast<const T*>(row);
-      case 1: return *reinterpret_cast<const T*>(row + lda1);
-      case 2: return *reinterpret_cast<const T*>(row + 2 * lda1);
-      default: return *reinterpret_cast<const T*>(row + lda3);
-    }
-  }
-  void next() {
-    for (int g = 0; g < kGroups; ++g) base[g] += sizeof(T);
-    asm("" : "+r"(lda1), "+r"(lda3));
-  }
+struct RowGroupsReader {
+  RowGroups<const T, MR> rows;
+  RowGroupsReader(const T* a, int64_t lda) : rows(a, lda) {}
+  T at(int i) const { return *rows.row(i); }
+  void next() { rows.advance(1); }
 };
 
 // acc[i][·] += A(i, p) · B's row p (NR values at b + p·ldb) for p < kc, in p order, A read
@@ -144,7 +127,7 @@ void simd_microkernel_impl(int64_t kc, const typename V::T* a, int64_t lda, cons
   if constexpr (!RowA)
     k_loop<V, MR, NV, PFB, PackB>(kc, PackedSliver<T, AStride>{a}, b, ldb, b_packed, acc);
   else if (m == MR)
-    k_loop<V, MR, NV, PFB, PackB>(kc, RowGroups<T, MR>(a, lda), b, ldb, b_packed, acc);
+    k_loop<V, MR, NV, PFB, PackB>(kc, RowGroupsReader<T, MR>(a, lda), b, ldb, b_packed, acc);
   else
     k_loop<V, MR, NV, PFB, PackB>(kc, RowPointers<T, MR>(a, lda, m), b, ldb, b_packed, acc);
 
