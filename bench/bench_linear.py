@@ -40,6 +40,8 @@ MNIST_LAYERS = [(128, 512, 784), (128, 256, 512), (128, 10, 256)]
 FFN_LAYERS = [(2048, 3072, 768), (2048, 768, 3072)]
 SQUARE = [(1024, 1024, 1024), (2048, 2048, 2048)]
 SKINNY = [(m, 4096, 4096) for m in (1, 4, 8, 16)]
+# Layers with few input or output features (tabular or coordinate inputs, class scores) at small batches.
+NARROW = [(m, n, k) for m in (1, 8) for n, k in ((4096, 10), (10, 4096), (256, 3), (784, 16))]
 
 
 def gemm_ops(shapes):
@@ -53,6 +55,7 @@ SUITES = {
     "cuda-targets": gemm_ops([(4096, 4096, 4096)] + [(m, n, k) for m in (1, 16) for n, k in
                                                       ((4096, 4096), (11008, 4096), (28672, 8192))])
     + [("layer_step", m, n, k) for m in (2048, 8192) for n, k in ((3072, 768), (768, 3072), (11008, 4096), (4096, 11008))],
+    "narrow": gemm_ops(NARROW),
     "sweep": gemm_ops([(n, n, n) for n in (64, 128, 256, 384, 512, 768, 1024, 1536, 2048)]),
     "smoke": gemm_ops([(3, 5, 7), (17, 9, 33)]) + [("layer_step", 4, 6, 8)],  # the CLI's own test
 }
