@@ -206,6 +206,23 @@ def test_backward_input_streams_a_weight_larger_than_l3(M, layout, dtype):
                          as_layout(rand(rows, n, dtype=dtype, device="cpu"), layout))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layouts", [("contiguous", "contiguous"), ("transposed", "column slice")])
+@pytest.mark.parametrize("M", [1, 2, 3, 5, 8])
+@pytest.mark.parametrize("N", [1, 3, 8, 10, 16, 17])
+def test_backward_input_narrow_output(M, N, layouts, dtype):
+    """dX with few columns (a layer with few input features) at 1-8 rows of dY: the row-streaming
+    kernel keeps up to two vectors of each output row in registers for the whole of K, rows in
+    blocks of up to 4 (1, 2, 3, 4 + 1, 4 + 4), K dealt round-robin to up to four sets of
+    accumulators when a block has few; K = 4099 ends mid-round. A last vector narrower than a
+    register is loaded masked, reading nothing past the row: W as the first N columns of a wider
+    matrix, and dY transposed. N = 17 is past two AVX2 float vectors, on the wide sweeps."""
+    dy_layout, w_layout = layouts
+    K = 4099
+    w = rand(K, N + (5 if w_layout == "column slice" else 0), dtype=dtype, device="cpu")[:, :N]
+    check_backward_input(as_layout(rand(M, K, dtype=dtype, device="cpu"), dy_layout), w)
+
+
 # --- Determinism -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -216,8 +233,10 @@ def test_cpu_results_identical_across_thread_counts(num_threads, dtype):
     tall_x, narrow_w = rand(2100, 40, dtype=dtype, device="cpu"), rand(24, 40, dtype=dtype, device="cpu")
 
     def run():
-        # dy[:100]: few enough rows for the input grad to read its operands in place.
+        # dy[:100]: few enough rows for the input grad to read its operands in place; dy[:3] against
+        # 10 columns of w: the row-streaming kernel's narrow outputs, with partial sums.
         return [ops.linear_forward(x, w, b), ops.linear_backward_input(dy, w), ops.linear_backward_input(dy[:100], w),
+                ops.linear_backward_input(dy[:3], w[:, :10]),
                 *ops.linear_backward_weight(dy, x, True), ops.linear_forward(tall_x, narrow_w, None)]
 
     num_threads(1)

@@ -273,7 +273,9 @@ void run_dot(const Plan<T>& plan) {
   });
 }
 
-// Fewest rows with row-major B: B's rows stream through once.
+// Fewest rows with row-major B: B's rows stream through once. A thread's columns are at least half
+// the grain (128), far more than the kernel's narrow outputs (at most two vectors), which sum in
+// another order: so that order is the same on any number of threads.
 template <typename T>
 void run_rowstream(const Plan<T>& plan) {
   using acc_t = at::opmath_type<T>;

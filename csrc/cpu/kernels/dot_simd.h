@@ -13,36 +13,15 @@
 #pragma once
 
 #include <algorithm>
-#include <utility>
 
 #include "cpu/kernels/kernels.h"
+#include "cpu/kernels/simd_helpers.h"
 
 namespace linear_ext::cpu {
-
-// The last count < width values of a row as a zero-filled Reg: masked loads for float/double,
-// while a 16-bit tail is staged in a zeroed buffer and converted whole.
-template <typename V, typename Src>
-typename V::Reg load_tail(const Src* p, int count) {
-  if constexpr (std::is_same_v<Src, typename V::T>) {
-    return V::load_from_partial(p, count);
-  } else {
-    Src tail[V::width] = {};
-    std::memcpy(tail, p, count * sizeof(Src));
-    return V::load_from(tail);
-  }
-}
 
 // Rows of W per block for a block of `rows` < MB rows of X: the NB·MB accumulators' budget, up to
 // six rows of W (six measured faster than three and than eight at batch 1).
 constexpr int dot_nb_for_rows(int nb, int mb, int rows) { return std::min(6, nb * mb / rows); }
-
-// Calls f.template operator()<R>() for the R in [1, Max) equal to rows (none when rows is outside).
-template <int Max, typename F>
-void with_rows(int64_t rows, const F& f) {
-  [&]<int... I>(std::integer_sequence<int, I...>) {
-    ((rows == I + 1 ? f.template operator()<I + 1>() : void()), ...);
-  }(std::make_integer_sequence<int, Max - 1>{});
-}
 
 template <typename V, typename Src, int NB, int MB>
 void simd_dot_kernel(int64_t m, int64_t n, int64_t k, int64_t kc, const Src* x, int64_t ldx, const Src* w,

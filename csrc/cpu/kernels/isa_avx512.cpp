@@ -24,8 +24,10 @@
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma,f16c")
-// GCC 12 reports its own _mm512_reduce_add_* (built on _mm512_undefined_*) as maybe-uninitialized.
+// GCC 12 reports its own intrinsics built on _mm512_undefined_* (_mm512_reduce_add_*, and
+// _mm512_cvtepu16_epi32 and _mm512_slli_epi32 where inlined into some loops) as uninitialized.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 namespace linear_ext::cpu::avx512 {
 
