@@ -53,6 +53,7 @@ struct F32 {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   }
   static Reg load_from_partial(const float* p, int count) { return _mm512_maskz_loadu_ps(first_lanes(count), p); }
+  static void store_partial(float* p, Reg r, int count) { _mm512_mask_storeu_ps(p, first_lanes(count), r); }
 };
 
 struct F64 {
@@ -69,6 +70,9 @@ struct F64 {
   static Reg load_from(const double* p) { return _mm512_loadu_pd(p); }
   static Reg load_from_partial(const double* p, int count) {
     return _mm512_maskz_loadu_pd(static_cast<__mmask8>(first_lanes(count)), p);
+  }
+  static void store_partial(double* p, Reg r, int count) {
+    _mm512_mask_storeu_pd(p, static_cast<__mmask8>(first_lanes(count)), r);
   }
 };
 

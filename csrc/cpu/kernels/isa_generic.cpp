@@ -23,7 +23,9 @@ struct Scalar {
   static T hsum(Reg r) { return r; }
   template <typename Src>
   static Reg load_from(const Src* p) { return static_cast<Elem>(*p); }
-  static Reg load_from_partial(const T* p, int) { return *p; }  // never reached: a one-element step is never partial
+  // Never reached: a one-element register is never partly used.
+  static Reg load_from_partial(const T* p, int) { return *p; }
+  static void store_partial(T* p, Reg r, int) { *p = r; }
 };
 
 }  // namespace linear_ext::cpu::generic
