@@ -41,6 +41,15 @@ struct F32 {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
   }
+  // Lane j: the sum of a[j]'s lanes, for j < N ≤ 8.
+  template <int N>
+  static Reg hsums(const Reg* a) {
+    const auto at = [&](int j) { return j < N ? a[j] : _mm256_setzero_ps(); };
+    // Per 128-bit half, q0 holds the sums of a[0..3]'s four lanes there, q1 those of a[4..7].
+    const Reg q0 = _mm256_hadd_ps(_mm256_hadd_ps(at(0), at(1)), _mm256_hadd_ps(at(2), at(3)));
+    const Reg q1 = _mm256_hadd_ps(_mm256_hadd_ps(at(4), at(5)), _mm256_hadd_ps(at(6), at(7)));
+    return _mm256_add_ps(_mm256_permute2f128_ps(q0, q1, 0x20), _mm256_permute2f128_ps(q0, q1, 0x31));
+  }
   static Reg load_from(const float* p) { return _mm256_loadu_ps(p); }
   static Reg load_from(const c10::BFloat16* p) {
     const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
@@ -79,6 +88,14 @@ struct F64 {
   static T hsum(Reg r) {
     const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(r), _mm256_extractf128_pd(r, 1));
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+  }
+  // Lane j: the sum of a[j]'s lanes, for j < N ≤ 4.
+  template <int N>
+  static Reg hsums(const Reg* a) {
+    const auto at = [&](int j) { return j < N ? a[j] : _mm256_setzero_pd(); };
+    // Per 128-bit half, the sums of a[0..1]'s two lanes there, then of a[2..3]'s.
+    const Reg h01 = _mm256_hadd_pd(at(0), at(1)), h23 = _mm256_hadd_pd(at(2), at(3));
+    return _mm256_add_pd(_mm256_permute2f128_pd(h01, h23, 0x20), _mm256_permute2f128_pd(h01, h23, 0x31));
   }
   static Reg load_from(const double* p) { return _mm256_loadu_pd(p); }
   static Reg load_from_partial(const double* p, int count) {
