@@ -209,14 +209,15 @@ def test_backward_input_streams_a_weight_larger_than_l3(M, layout, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layouts", [("contiguous", "contiguous"), ("transposed", "column slice")])
 @pytest.mark.parametrize("M", [1, 2, 3, 5, 8])
-@pytest.mark.parametrize("N", [1, 3, 8, 10, 16, 17])
+@pytest.mark.parametrize("N", [1, 3, 8, 10, 16, 17, 33])
 def test_backward_input_narrow_output(M, N, layouts, dtype):
     """dX with few columns (a layer with few input features) at 1-8 rows of dY: the row-streaming
-    kernel keeps up to two vectors of each output row in registers for the whole of K, rows in
-    blocks of up to 4 (1, 2, 3, 4 + 1, 4 + 4), K dealt round-robin to up to four sets of
-    accumulators when a block has few; K = 4099 ends mid-round. A last vector narrower than a
-    register is loaded masked, reading nothing past the row: W as the first N columns of a wider
-    matrix, and dY transposed. N = 17 is past two AVX2 float vectors, on the wide sweeps."""
+    kernel keeps up to four vectors of each output row in registers for the whole of K, rows in
+    blocks of up to 4 (1, 2, 3, 4 + 1, 4 + 4; 2 at a time for 3-4 vectors), K dealt round-robin to
+    up to four sets of accumulators when a block has few; K = 4099 ends mid-round. A last vector
+    narrower than a register is loaded masked, reading nothing past the row: W as the first N
+    columns of a wider matrix, and dY transposed. Past four vectors (N = 33 in AVX2 float, 17 in
+    float64) the wide sweeps run, with the same masked tail."""
     dy_layout, w_layout = layouts
     K = 4099
     w = rand(K, N + (5 if w_layout == "column slice" else 0), dtype=dtype, device="cpu")[:, :N]

@@ -21,12 +21,13 @@
 //
 // Skinny problems (at most kSkinnyRows rows of A) are memory-bound: each B element is used about
 // once, so nothing is gained by packing a whole B block. The forward layout (A and B both
-// contiguous along k) then runs the dot-product kernels, unless K is short (kDotMinDepthPerRow). A row-major B (the input grad dY·W) runs
-// the row-streaming kernels, B's rows passing once in address order: always at kRowStreamMaxRows
-// rows of A or fewer, and up to kSkinnyRows when B is too large to stay in L3 (streams_b; a
-// smaller B runs the packed loops, from L3). Other layouts with such a B take it in chunks of a
-// few full rows (skinny_block_sizes) so that it streams row by row, reading float/double slivers
-// in place or packing one sliver at a time into an L1-resident buffer.
+// contiguous along k) then runs the dot-product kernels, unless K is short (kDotMinDepthPerRow).
+// A row-major B (the input grad dY·W) runs the row-streaming kernels, B's rows passing once in
+// address order: always at kRowStreamMaxRows rows of A or fewer, and up to kSkinnyRows when B is
+// too large to stay in L3 (streams_b; a smaller B runs the packed loops, from L3). Other layouts
+// with such a B take it in chunks of a few full rows (skinny_block_sizes) so that it streams row
+// by row, reading float/double slivers in place or packing one sliver at a time into an
+// L1-resident buffer.
 // Between skinny and kInPlaceMaxRows rows of a row-major A (the input grad dY·W and the forward
 // X·Wᵀ at training batch sizes), A is not packed: run_in_place reads it where it lies, and packs B
 // one column panel at a time.
@@ -274,8 +275,8 @@ void run_dot(const Plan<T>& plan) {
 }
 
 // Fewest rows with row-major B: B's rows stream through once. A thread's columns are at least half
-// the grain (128), far more than the kernel's narrow outputs (at most two vectors), which sum in
-// another order: so that order is the same on any number of threads.
+// the grain (128), more than the kernel's narrow outputs (at most four vectors, 64 floats), which
+// sum in another order: so each output's order is the same on any number of threads.
 template <typename T>
 void run_rowstream(const Plan<T>& plan) {
   using acc_t = at::opmath_type<T>;

@@ -114,10 +114,10 @@ constexpr int64_t kDotChunkedMaxRows = 16;
 // Fewest rows of A, row-major B (unit column stride), each B row read once in address order:
 //   y[i·ldy + j] = Σ_{p<k} a[i·a_rs + p·a_cs] · b[p·ldb + j] + (bias ? bias[j] : 0)   for i < m, j < n,
 // summed in `acc` (m·rowstream_acc_stride(n) acc_t of scratch) and rounded to T once: in p order,
-// but for outputs of at most two vectors, whose k is dealt round-robin to up to four partial sums
-// (added in a fixed order; the order depends on m and n only). Rows of A are taken in blocks of up
-// to kRowStreamMaxRows, each loading a B vector once; gemm.cpp runs it for up to that many rows,
-// and for up to kSkinnyRows when B streams from memory.
+// but for outputs of at most four vectors, whose k may be dealt round-robin to up to four partial
+// sums (added in a fixed order; the order depends on m and n only). Rows of A are taken in blocks
+// of up to kRowStreamMaxRows, each loading a B vector once; gemm.cpp runs it for up to that many
+// rows, and for up to kSkinnyRows when B streams from memory.
 template <typename T, typename acc_t>
 using RowStreamFn = void (*)(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_rs, int64_t a_cs, const T* b,
                              int64_t ldb, const acc_t* bias, T* y, int64_t ldy, acc_t* acc);

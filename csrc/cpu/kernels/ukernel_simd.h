@@ -157,8 +157,8 @@ void simd_microkernel_impl(int64_t kc, const typename V::T* a, int64_t lda, cons
         for (int j = 0; j < NV; ++j) store(i, j, acc[i][j]);
     return;
   }
-  // Columns missing: the whole vectors of the first m rows, then their last partial vector with
-  // masked loads and stores (the same additions in the same order). Spilling the registers and
+  // Columns missing: the whole vectors of the first m rows, then their last partial vector through
+  // V's partial loads and stores (the same additions in the same order). Spilling the registers and
   // copying the m×n corner element by element made a 10-column weight grad at batch 1 (4096 × 10,
   // all edge tiles) 1.8x as slow as torch.
   const int full = n / W, rest = n % W;
