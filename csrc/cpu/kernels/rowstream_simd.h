@@ -19,7 +19,7 @@
 namespace linear_ext::cpu {
 
 // acc[i·acc_ld + j] += Σ_{q<RB} a[i·a_rs + q·a_cs] · b[q·ldb + j] for i < rows ≤ BLOCK, j < n:
-// one group of RB rows of B (RB = 1 for the last rows of an odd k), each B vector loaded once.
+// one group of RB rows of B (RB = k % 4 for the last rows), each B vector loaded once.
 // Prefetch: B is read for the first time, from memory.
 template <typename V, typename Src, int BLOCK, int RB, bool Prefetch>
 [[gnu::always_inline]] inline void rowstream_sweep(int rows, int64_t n, const Src* a, int64_t a_rs, int64_t a_cs,
@@ -137,10 +137,14 @@ void rowstream_sweeps(int rows, int64_t n, int64_t k, const Src* a, int64_t a_rs
       rowstream_sweep<V, Src, BLOCK, RB, false>(std::min(block_rows, rows - i0), n, a + i0 * a_rs + p * a_cs, a_rs,
                                                 a_cs, b + p * ldb, ldb, acc + i0 * acc_ld, acc_ld);
   }
-  for (; p < k; ++p)
+  // The last k % RB rows of B as one group: one pass over acc, not one per row (dX 7 or 10 deep,
+  // at 1-8 rows × 4096 columns, ran 10-20% faster).
+  const auto last_group = [&]<int Rest>() {
     for (int i0 = 0; i0 < rows; i0 += block_rows)
-      rowstream_sweep<V, Src, BLOCK, 1, false>(std::min(block_rows, rows - i0), n, a + i0 * a_rs + p * a_cs, a_rs, a_cs,
-                                               b + p * ldb, ldb, acc + i0 * acc_ld, acc_ld);
+      rowstream_sweep<V, Src, BLOCK, Rest, false>(std::min(block_rows, rows - i0), n, a + i0 * a_rs + p * a_cs, a_rs,
+                                                  a_cs, b + p * ldb, ldb, acc + i0 * acc_ld, acc_ld);
+  };
+  with_rows<RB>(k - p, last_group);
 }
 
 template <typename V, typename Src, int BLOCK>
