@@ -204,13 +204,13 @@ def run_suite(cases, dtypes, threads_list, device, budget_s, peaks):
 
 
 HEADER = (f"{'op':<16}{'M':>6}{'N':>7}{'K':>7} {'dtype':<9}{'thr':>4}{'ours ms':>10}{'torch ms':>10}"
-          f"{'ours GF/s':>11}{'torch GF/s':>11}{'ratio':>7}{'paired':>7}{'%peak':>7}")
+          f"{'ours GF/s':>11}{'torch GF/s':>11}{'ratio':>9}{'paired':>9}{'%peak':>7}")
 
 
 def format_row(r):
     pct = f"{r.pct_peak:6.1f}%" if r.pct_peak is not None else "      -"
     return (f"{r.op:<16}{r.M:>6}{r.N:>7}{r.K:>7} {r.dtype:<9}{r.threads:>4}{r.ours_ms:>10.3f}{r.torch_ms:>10.3f}"
-            f"{r.ours_gflops:>11.1f}{r.torch_gflops:>11.1f}{r.ratio:>6.2f}x{r.paired:>6.2f}x{pct}")
+            f"{r.ours_gflops:>11.1f}{r.torch_gflops:>11.1f}{r.ratio:>8.2f}x{r.paired:>8.2f}x{pct}")
 
 
 def plot(rows, path):
