@@ -42,11 +42,8 @@ void store_sums(const typename V::Reg (&acc)[NB], int nb, const typename V::T* b
       if (count <= 0) return;
       Reg r = V::template hsums<N>(acc + G);
       if constexpr (std::is_same_v<Src, T>) {
-        if (bias) r = V::add(r, count == W ? V::loadu(bias + G) : V::load_from_partial(bias + G, count));
-        if (count == W)
-          V::storeu(y + G, r);
-        else
-          V::store_partial(y + G, r, count);
+        if (bias) r = V::add(r, load_first_lanes<V>(bias + G, count));
+        store_first_lanes<V>(y + G, r, count);
       } else {
         alignas(64) T sums[W];
         V::storeu(sums, r);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "cpu/kernels/row_groups.h"
+#include "cpu/kernels/simd_helpers.h"
 
 namespace linear_ext::cpu {
 
@@ -132,17 +133,18 @@ void simd_microkernel_impl(int64_t kc, const typename V::T* a, int64_t lda, cons
   else
     k_loop<V, MR, NV, PFB, PackB>(kc, RowPointers<T, MR>(a, lda, m), b, ldb, b_packed, acc);
 
-  // Stores row i's vector j of C: the sum, plus C_in, plus the bias, in that order.
-  const auto store = [&](int i, int j, Reg r) [[gnu::always_inline]] {
-    if (c_in) r = V::add(r, V::loadu(c_in + i * ldc_in + j * W));
-    if (bias) r = V::add(r, V::loadu(bias + j * W));
-    V::storeu(c_out + i * ldc_out + j * W, r);
+  // Stores the first `lanes` of row i's vector j of C: the sum, plus C_in, plus the bias, in that
+  // order (whole vectors but in a tile's partial last one).
+  const auto store = [&](int i, int j, Reg r, int lanes) [[gnu::always_inline]] {
+    if (c_in) r = V::add(r, load_first_lanes<V>(c_in + i * ldc_in + j * W, lanes));
+    if (bias) r = V::add(r, load_first_lanes<V>(bias + j * W, lanes));
+    store_first_lanes<V>(c_out + i * ldc_out + j * W, r, lanes);
   };
   if (m == MR && n == NR) {
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 8
-      for (int j = 0; j < NV; ++j) store(i, j, acc[i][j]);
+      for (int j = 0; j < NV; ++j) store(i, j, acc[i][j], W);
     return;
   }
   // Only rows missing (the last sliver of rows that are not a multiple of MR): whole vectors for
@@ -154,27 +156,22 @@ void simd_microkernel_impl(int64_t kc, const typename V::T* a, int64_t lda, cons
     for (int i = 0; i < MR; ++i)
       if (i < m)
 #pragma GCC unroll 8
-        for (int j = 0; j < NV; ++j) store(i, j, acc[i][j]);
+        for (int j = 0; j < NV; ++j) store(i, j, acc[i][j], W);
     return;
   }
-  // Columns missing: the whole vectors of the first m rows, then their last partial vector through
-  // V's partial loads and stores (the same additions in the same order). Spilling the registers and
-  // copying the m×n corner element by element made a 10-column weight grad at batch 1 (4096 × 10,
-  // all edge tiles) 1.8x as slow as torch.
+  // Columns missing: the first m rows' vectors up to column n, the last one partial, straight from
+  // the registers. Spilling the registers and copying the m×n corner element by element made a
+  // 10-column weight grad at batch 1 (4096 × 10, all edge tiles) 1.8x as slow as torch.
   const int full = n / W, rest = n % W;
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i) {
     if (i >= m) continue;
 #pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) {
-      if (j < full) {
-        store(i, j, acc[i][j]);
-      } else if (j == full && rest > 0) {
-        Reg r = acc[i][j];
-        if (c_in) r = V::add(r, V::load_from_partial(c_in + i * ldc_in + j * W, rest));
-        if (bias) r = V::add(r, V::load_from_partial(bias + j * W, rest));
-        V::store_partial(c_out + i * ldc_out + j * W, r, rest);
-      }
+      if (j < full)
+        store(i, j, acc[i][j], W);
+      else if (j == full && rest > 0)
+        store(i, j, acc[i][j], rest);
     }
   }
 }
