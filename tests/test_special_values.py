@@ -253,7 +253,13 @@ def test_subnormal_inputs_with_normal_results(dtype):
     y = ops.linear_forward(x, w, None)
     exact = x.double() @ w.double().t()
     assert torch.equal(y.double(), exact) and (y[y != 0].abs() >= finfo.smallest_normal).all() and (y != 0).any()
-    assert torch.equal(y, F.linear(x, w))
+    theirs = F.linear(x, w)
+    if dtype == torch.bfloat16 and not torch.equal(theirs.double(), exact):
+        # On CPUs with AVX512_BF16 (Zen 4, Sapphire Rapids) torch's oneDNN computes bfloat16 with
+        # dot-product instructions that read subnormal inputs as zero, whatever the float mode.
+        assert (theirs == 0).all()
+    else:
+        assert torch.equal(y, theirs)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -9,7 +9,7 @@
 //
 // Beyond ukernel_simd.h's needs, V provides: load_from(const Src*) converting `width` Src values
 // into a Reg, load_from_partial(const T*, count) loading count < width values zero-filled,
-// hsum(Reg) -> T, and optionally hsums<N>(const Reg*) (store_sums).
+// hsum(Reg) -> T, stream (a StreamTuning: kernels.h), and optionally hsums<N>(const Reg*) (store_sums).
 #pragma once
 
 #include <algorithm>
@@ -122,9 +122,10 @@ void simd_dot_kernel(int64_t m, int64_t n, int64_t k, int64_t kc, const Src* x, 
           }
         };
         for (int64_t p = p0; p < p1; p += W) {
-          // W streams from memory: fetch it a few cache lines ahead of use.
+          // W streams from memory: fetch it ahead of use (V::stream).
 #pragma GCC unroll 8
-          for (int jj = 0; jj < NB; ++jj) __builtin_prefetch(wr[jj] + p + kPrefetchBytes / sizeof(Src));
+          for (int jj = 0; jj < NB; ++jj)
+            __builtin_prefetch(wr[jj] + p + V::stream.dot_prefetch_bytes / sizeof(Src), 0, V::stream.locality);
           step(p, W);
         }
         if (!last) {

@@ -30,6 +30,7 @@ struct F32 {
   using T = float;
   using Reg = __m256;
   static constexpr int width = 8;
+  static constexpr StreamTuning stream = kL1StreamTuning;
   static Reg zero() { return _mm256_setzero_ps(); }
   static Reg loadu(const T* p) { return _mm256_loadu_ps(p); }
   static void storeu(T* p, Reg r) { _mm256_storeu_ps(p, r); }
@@ -79,6 +80,7 @@ struct F64 {
   using T = double;
   using Reg = __m256d;
   static constexpr int width = 4;
+  static constexpr StreamTuning stream = kL1StreamTuning;
   static Reg zero() { return _mm256_setzero_pd(); }
   static Reg loadu(const T* p) { return _mm256_loadu_pd(p); }
   static void storeu(T* p, Reg r) { _mm256_storeu_pd(p, r); }

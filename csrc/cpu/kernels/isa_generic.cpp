@@ -14,6 +14,7 @@ struct Scalar {
   using T = Elem;
   using Reg = Elem;
   static constexpr int width = 1;
+  static constexpr StreamTuning stream = kL1StreamTuning;
   static Reg zero() { return Elem(0); }
   static Reg loadu(const T* p) { return *p; }
   static void storeu(T* p, Reg r) { *p = r; }

@@ -131,10 +131,22 @@ constexpr int64_t rowstream_acc_stride(int64_t n) {
   return n + 64 / static_cast<int64_t>(sizeof(acc_t));
 }
 
-// How far ahead (bytes) the streaming kernels prefetch the operand they read from memory once.
-// On Zen 3, 256-512 bytes measured 5-10% faster than 1024 for batch-1 forward and input grad
-// (4096²), and 2048 slower still.
-constexpr int kPrefetchBytes = 512;
+// How the streaming kernels (dot products, row streaming) read the operand that passes through them
+// once, from memory: each row they read is prefetched some bytes ahead of use, into the cache that
+// `locality` names (__builtin_prefetch's: 3 for L1, 2 for L2). Every ISA's vector traits carry one
+// (V::stream), measured on the CPUs that ISA was tuned on (isa_<name>.cpp).
+struct StreamTuning {
+  int locality;
+  int dot_prefetch_bytes;        // ahead in each row of W (the dot kernels)
+  int rowstream_prefetch_bytes;  // ahead in each row of B (the row-streaming sweeps)
+  // Rows of B per sweep when A has one or two rows (more rows' broadcasts fill the registers with
+  // four): more concurrent streams for the memory system to overlap.
+  int rowstream_few_rows_group;
+};
+
+// Zen 3 (the AVX2 kernels), and the default: into L1, 256-512 bytes ahead measured 5-10% faster
+// than 1024 for the batch-1 forward and input grad (4096²), and 2048 slower still.
+constexpr StreamTuning kL1StreamTuning = {3, 512, 512, 4};
 
 // The routines for one source dtype T (accumulating in acc_t).
 template <typename T, typename acc_t>

@@ -8,6 +8,8 @@
 // (their broadcasts fill the registers). More rows than BLOCK are split into equal blocks, which
 // sweep each group of B rows in turn: from memory for the first block, from L2 for the others.
 // Narrow outputs (a few vectors per row) keep their sums in registers instead (rowstream_narrow).
+// Beyond ukernel_simd.h's needs, V provides load_from (as for dot_simd.h) and stream (a StreamTuning:
+// kernels.h).
 #pragma once
 
 #include <algorithm>
@@ -19,8 +21,8 @@
 namespace linear_ext::cpu {
 
 // acc[i·acc_ld + j] += Σ_{q<RB} a[i·a_rs + q·a_cs] · b[q·ldb + j] for i < rows ≤ BLOCK, j < n:
-// one group of RB rows of B (RB = k % 4 for the last rows), each B vector loaded once.
-// Prefetch: B is read for the first time, from memory.
+// one group of RB rows of B (fewer for the last k % RB rows), each B vector loaded once.
+// Prefetch: B is read for the first time, from memory (V::stream).
 template <typename V, typename Src, int BLOCK, int RB, bool Prefetch>
 [[gnu::always_inline]] inline void rowstream_sweep(int rows, int64_t n, const Src* a, int64_t a_rs, int64_t a_cs,
                                                    const Src* b, int64_t ldb, typename V::T* acc, int64_t acc_ld) {
@@ -42,7 +44,8 @@ template <typename V, typename Src, int BLOCK, int RB, bool Prefetch>
     if (j + W <= n) {
 #pragma GCC unroll 4
       for (int q = 0; q < RB; ++q) {
-        if constexpr (Prefetch) __builtin_prefetch(b + q * ldb + j + kPrefetchBytes / sizeof(Src));
+        if constexpr (Prefetch)
+          __builtin_prefetch(b + q * ldb + j + V::stream.rowstream_prefetch_bytes / sizeof(Src), 0, V::stream.locality);
         bv[q] = V::load_from(b + q * ldb + j);
       }
     } else {
@@ -115,8 +118,10 @@ void rowstream_narrow(int64_t n, int64_t k, const Src* a, int64_t a_rs, int64_t 
     }
 }
 
-// All rows in blocks of up to BLOCK, each group of RB rows of B swept once per block.
-template <typename V, typename Src, int BLOCK>
+// All rows in blocks of up to BLOCK, each group of RB rows of B swept once per block. RB rows of B
+// per group: RB concurrent streams for the prefetchers, and acc is loaded and stored once per RB
+// rows. The FMAs still run in p order, so the result does not depend on RB.
+template <typename V, typename Src, int BLOCK, int RB>
 void rowstream_sweeps(int rows, int64_t n, int64_t k, const Src* a, int64_t a_rs, int64_t a_cs, const Src* b,
                       int64_t ldb, typename V::T* acc, int64_t acc_ld) {
   using T = typename V::T;
@@ -127,9 +132,6 @@ void rowstream_sweeps(int rows, int64_t n, int64_t k, const Src* a, int64_t a_rs
 
   const int blocks = (rows + BLOCK - 1) / BLOCK;
   const int block_rows = (rows + blocks - 1) / blocks;
-  // RB rows of B per group: RB concurrent streams for the prefetchers, and acc is loaded and
-  // stored once per RB rows. The FMAs still run in p order, so the result is the same.
-  constexpr int RB = 4;
   int64_t p = 0;
   for (; p + RB <= k; p += RB) {
     rowstream_sweep<V, Src, BLOCK, RB, true>(block_rows, n, a + p * a_cs, a_rs, a_cs, b + p * ldb, ldb, acc, acc_ld);
@@ -162,8 +164,10 @@ void simd_rowstream_kernel(int64_t m, int64_t n, int64_t k, const Src* a, int64_
           rowstream_narrow<V, Src, R, NV>(n, k, a + i0 * a_rs, a_rs, a_cs, b, ldb, acc + i0 * acc_ld, acc_ld);
         });
     });
+  } else if (rows <= 2) {  // a block of two rows, whose broadcasts leave registers for more rows of B
+    rowstream_sweeps<V, Src, 2, V::stream.rowstream_few_rows_group>(rows, n, k, a, a_rs, a_cs, b, ldb, acc, acc_ld);
   } else {
-    rowstream_sweeps<V, Src, BLOCK>(rows, n, k, a, a_rs, a_cs, b, ldb, acc, acc_ld);
+    rowstream_sweeps<V, Src, BLOCK, 4>(rows, n, k, a, a_rs, a_cs, b, ldb, acc, acc_ld);
   }
   for (int i = 0; i < rows; ++i)
     for (int64_t j = 0; j < n; ++j) y[i * ldy + j] = static_cast<Src>(bias ? acc[i * acc_ld + j] + bias[j] : acc[i * acc_ld + j]);
