@@ -55,6 +55,28 @@ struct F32 {
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
   static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
   static T hsum(Reg r) { return _mm512_reduce_add_ps(r); }
+  // Lane j: the sum of a[j]'s lanes, for j < N ≤ 16. A transpose-and-add tree: the 256-bit halves
+  // of two registers added (s: two registers' 8 partial sums each), then the 128-bit quarters of
+  // two of those (u: four registers' 4 partial sums each), then pairs of lanes (within quarters),
+  // twice; lane 4q + t then holds a[4t + q]'s sum, and one permute puts the sums in order.
+  template <int N>
+  static Reg hsums(const Reg* a) {
+    const auto at = [&](int j) { return j < N ? a[j] : _mm512_setzero_ps(); };
+    Reg s[8], u[4];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i)
+      s[i] = _mm512_add_ps(_mm512_shuffle_f32x4(at(2 * i), at(2 * i + 1), 0x44),
+                           _mm512_shuffle_f32x4(at(2 * i), at(2 * i + 1), 0xEE));
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i)
+      u[i] = _mm512_add_ps(_mm512_shuffle_f32x4(s[2 * i], s[2 * i + 1], 0x88),
+                           _mm512_shuffle_f32x4(s[2 * i], s[2 * i + 1], 0xDD));
+    const auto pair_sums = [](Reg x, Reg y) {  // per quarter: x0+x1, x2+x3, y0+y1, y2+y3
+      return _mm512_add_ps(_mm512_shuffle_ps(x, y, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_ps(x, y, _MM_SHUFFLE(3, 1, 3, 1)));
+    };
+    const Reg sums = pair_sums(pair_sums(u[0], u[1]), pair_sums(u[2], u[3]));
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), sums);
+  }
   static Reg load_from(const float* p) { return _mm512_loadu_ps(p); }
   static Reg load_from(const c10::BFloat16* p) {
     const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
@@ -79,6 +101,23 @@ struct F64 {
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_pd(a, b, c); }
   static Reg add(Reg a, Reg b) { return _mm512_add_pd(a, b); }
   static T hsum(Reg r) { return _mm512_reduce_add_pd(r); }
+  // Lane j: the sum of a[j]'s lanes, for j < N ≤ 8: as F32::hsums, with one pairwise step; lane
+  // 2q + t then holds a[4t + q]'s sum.
+  template <int N>
+  static Reg hsums(const Reg* a) {
+    const auto at = [&](int j) { return j < N ? a[j] : _mm512_setzero_pd(); };
+    Reg s[4], u[2];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i)
+      s[i] = _mm512_add_pd(_mm512_shuffle_f64x2(at(2 * i), at(2 * i + 1), 0x44),
+                           _mm512_shuffle_f64x2(at(2 * i), at(2 * i + 1), 0xEE));
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; ++i)
+      u[i] = _mm512_add_pd(_mm512_shuffle_f64x2(s[2 * i], s[2 * i + 1], 0x88),
+                           _mm512_shuffle_f64x2(s[2 * i], s[2 * i + 1], 0xDD));
+    const Reg sums = _mm512_add_pd(_mm512_shuffle_pd(u[0], u[1], 0x00), _mm512_shuffle_pd(u[0], u[1], 0xFF));
+    return _mm512_permutexvar_pd(_mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7), sums);
+  }
   static Reg load_from(const double* p) { return _mm512_loadu_pd(p); }
   static Reg load_from_partial(const double* p, int count) {
     return _mm512_maskz_loadu_pd(static_cast<__mmask8>(first_lanes(count)), p);
