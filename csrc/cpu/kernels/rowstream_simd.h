@@ -22,7 +22,11 @@ namespace linear_ext::cpu {
 
 // acc[i·acc_ld + j] += Σ_{q<RB} a[i·a_rs + q·a_cs] · b[q·ldb + j] for i < rows ≤ BLOCK, j < n:
 // one group of RB rows of B (fewer for the last k % RB rows), each B vector loaded once.
-// Prefetch: B is read for the first time, from memory (V::stream).
+// Prefetch: B is read for the first time, from memory (V::stream). Within the prefetch distance of
+// a row's end, the same row of the next group (RB rows further on) is fetched instead, whose start
+// would otherwise be read before any fetch reached it: 1-16 rows × 4096² 2-7% faster (Zen 4, one
+// process alternating both). The offset is chosen inside the one loop: the loop split in two at
+// that column (its body inlined twice) ran 8-25% slower at 5-16 rows.
 template <typename V, typename Src, int BLOCK, int RB, bool Prefetch>
 [[gnu::always_inline]] inline void rowstream_sweep(int rows, int64_t n, const Src* a, int64_t a_rs, int64_t a_cs,
                                                    const Src* b, int64_t ldb, typename V::T* acc, int64_t acc_ld) {
@@ -35,6 +39,9 @@ template <typename V, typename Src, int BLOCK, int RB, bool Prefetch>
 #pragma GCC unroll 8
     for (int i = 0; i < BLOCK; ++i) ai[q][i] = V::broadcast(i < rows ? static_cast<T>(a[i * a_rs + q * a_cs]) : T(0));
   RowGroups<T, BLOCK> acc_rows(acc, acc_ld);  // at the current column
+  constexpr int64_t kAhead = V::stream.rowstream_prefetch_bytes / sizeof(Src);
+  const int64_t wrap_from = n - kAhead;  // the first column whose prefetch wraps
+  const int64_t wrapped = kAhead + RB * ldb - n;
   // The last n % W columns take one more vector step, B's loaded masked (load_tail), while acc's
   // rows have room for a whole vector (rowstream_acc_stride). Element by element, a 12-column
   // output ran at half torch's speed; through a zero-padded copy, whose stores the vector load
@@ -42,10 +49,10 @@ template <typename V, typename Src, int BLOCK, int RB, bool Prefetch>
   for (int64_t j = 0; j < n; j += W) {
     Reg bv[RB];
     if (j + W <= n) {
+      const int64_t ahead = j >= wrap_from ? wrapped : kAhead;
 #pragma GCC unroll 4
       for (int q = 0; q < RB; ++q) {
-        if constexpr (Prefetch)
-          __builtin_prefetch(b + q * ldb + j + V::stream.rowstream_prefetch_bytes / sizeof(Src), 0, V::stream.locality);
+        if constexpr (Prefetch) __builtin_prefetch(b + q * ldb + j + ahead, 0, V::stream.locality);
         bv[q] = V::load_from(b + q * ldb + j);
       }
     } else {
