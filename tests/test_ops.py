@@ -172,13 +172,14 @@ def test_forward_in_place_edges(M, N, K, layout, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("M", [5, 9, 16])
+@pytest.mark.parametrize("M", [4, 5, 7, 8, 9, 16])
 @pytest.mark.parametrize("K", [15, 2100, 4200])
 @pytest.mark.parametrize("layout", ["contiguous", "offset"])
 def test_forward_skinny_k_chunks(M, K, layout, dtype):
-    """A few rows of X take the dot kernels; with several blocks of X rows, K runs in chunks (1024
-    float, 512 double, 2048 16-bit with a 32 KiB L1): here one, or two or more ending in a partial
-    chunk and a tail narrower than a register, with an edge block of W rows (N = 37)."""
+    """A few rows of X take the dot kernels: up to 3 rows (AVX2) or 8 (AVX-512) as one block, with
+    3-6 rows of W per block; more in blocks of 4 rows, K then running in chunks (1024 float, 512
+    double, 2048 16-bit with a 32 KiB L1): here one, or two or more ending in a partial chunk and a
+    tail narrower than a register, with an edge block of W rows (N = 37)."""
     check_forward(as_layout(rand(M, K, dtype=dtype, device="cpu"), layout),
                   as_layout(rand(37, K, dtype=dtype, device="cpu"), layout), rand(37, dtype=dtype, device="cpu"))
 

@@ -8,8 +8,9 @@
 // packed B panel: it is read in address order, which the hardware prefetchers follow, and the
 // prefetch instructions took front-end slots from the eight A rows' broadcasts (without them the
 // MNIST input grads and forwards ran 3-8% faster; double measured even). Dot kernels (skinny
-// forward) take 4 rows of W × 4 rows of X: 16 accumulators, 8 loads per 16 FMAs. Packing uses the AVX2
-// packers (every AVX-512 CPU has AVX2 and F16C).
+// forward) take 4 rows of W × 4 rows of X: 16 accumulators, 8 loads per 16 FMAs; up to 8 rows of X
+// run as one block, with up to 24 accumulators (6 rows of W at 4 rows of X, 3 at 7-8). Packing uses
+// the AVX2 packers (every AVX-512 CPU has AVX2 and F16C).
 //
 // Standard and c10 headers come before the target pragma so that their inline functions are
 // compiled for the baseline ISA only (the linker may pick any TU's copy of those).
@@ -155,10 +156,10 @@ const IsaKernels kAvx512Kernels = {
      &simd_microkernel_row_major_a_packing_b<avx512::F64, 8, 3, 4>,
      {nullptr, nullptr, nullptr},
      {nullptr, nullptr, nullptr}},
-    {&pack_avx2_f32, &simd_dot_kernel<avx512::F32, float, 4, 4>, &simd_rowstream_kernel<avx512::F32, float, kRowStreamMaxRows>},
-    {&pack_avx2_f64, &simd_dot_kernel<avx512::F64, double, 4, 4>, &simd_rowstream_kernel<avx512::F64, double, kRowStreamMaxRows>},
-    {&pack_avx2_bf16, &simd_dot_kernel<avx512::F32, c10::BFloat16, 4, 4>, &simd_rowstream_kernel<avx512::F32, c10::BFloat16, kRowStreamMaxRows>},
-    {&pack_avx2_f16, &simd_dot_kernel<avx512::F32, c10::Half, 4, 4>, &simd_rowstream_kernel<avx512::F32, c10::Half, kRowStreamMaxRows>},
+    {&pack_avx2_f32, &simd_dot_kernel<avx512::F32, float, 4, 4, 8, 24>, &simd_rowstream_kernel<avx512::F32, float, kRowStreamMaxRows>},
+    {&pack_avx2_f64, &simd_dot_kernel<avx512::F64, double, 4, 4, 8, 24>, &simd_rowstream_kernel<avx512::F64, double, kRowStreamMaxRows>},
+    {&pack_avx2_bf16, &simd_dot_kernel<avx512::F32, c10::BFloat16, 4, 4, 8, 24>, &simd_rowstream_kernel<avx512::F32, c10::BFloat16, kRowStreamMaxRows>},
+    {&pack_avx2_f16, &simd_dot_kernel<avx512::F32, c10::Half, 4, 4, 8, 24>, &simd_rowstream_kernel<avx512::F32, c10::Half, kRowStreamMaxRows>},
 };
 
 }  // namespace linear_ext::cpu
