@@ -132,9 +132,10 @@ constexpr int64_t rowstream_acc_stride(int64_t n) {
 }
 
 // How the streaming kernels (dot products, row streaming) read the operand that passes through them
-// once, from memory: each row they read is prefetched some bytes ahead of use, into the cache that
-// `locality` names (__builtin_prefetch's: 3 for L1, 2 for L2). Every ISA's vector traits carry one
-// (V::stream), measured on the CPUs that ISA was tuned on (isa_<name>.cpp).
+// once, from memory: each row they read is prefetched some bytes ahead of use (within that distance
+// of its end, the same row of the next block), into the cache that `locality` names
+// (__builtin_prefetch's: 3 for L1, 2 for L2). Every ISA's vector traits carry one (V::stream),
+// measured on the CPUs that ISA was tuned on (isa_<name>.cpp).
 struct StreamTuning {
   int locality;
   int dot_prefetch_bytes;        // ahead in each row of W (the dot kernels)

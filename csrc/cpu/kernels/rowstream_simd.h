@@ -26,7 +26,7 @@ namespace linear_ext::cpu {
 // a row's end, the same row of the next group (RB rows further on) is fetched instead, whose start
 // would otherwise be read before any fetch reached it: 1-16 rows × 4096² 2-7% faster (Zen 4, one
 // process alternating both). The offset is chosen inside the one loop: the loop split in two at
-// that column (its body inlined twice) ran 8-25% slower at 5-16 rows.
+// that column (its body inlined twice) ran 8-25% slower at 8-16 rows.
 template <typename V, typename Src, int BLOCK, int RB, bool Prefetch>
 [[gnu::always_inline]] inline void rowstream_sweep(int rows, int64_t n, const Src* a, int64_t a_rs, int64_t a_cs,
                                                    const Src* b, int64_t ldb, typename V::T* acc, int64_t acc_ld) {
