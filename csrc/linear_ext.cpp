@@ -30,6 +30,15 @@ PyObject* cpu_isa(PyObject*, PyObject*) {
   }
 }
 
+PyObject* cpu_bf16_dot(PyObject*, PyObject*) {
+  try {
+    return PyBool_FromLong(linear_ext::cpu::bf16_pair_kernels() != nullptr);
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+    return nullptr;
+  }
+}
+
 // The tensor args[i]; ops.py passes only tensors (and None for an absent bias) here.
 const at::Tensor& tensor_arg(PyObject* const* args, int i) {
   TORCH_CHECK_TYPE(THPVariable_Check(args[i]), "linear_ext._C: argument ", i, " must be a Tensor");
@@ -86,6 +95,8 @@ PyObject* linear_backward_weight(PyObject*, PyObject* const* args, Py_ssize_t na
 
 PyMethodDef methods[] = {
     {"cpu_isa", cpu_isa, METH_NOARGS, "The ISA of the CPU micro-kernels in use: generic, avx2 or avx512."},
+    {"cpu_bf16_dot", cpu_bf16_dot, METH_NOARGS,
+     "Whether bfloat16 GEMMs run on AVX512_BF16 dot products (subnormal inputs and results flushed to zero)."},
     {"linear_forward", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(linear_forward)), METH_FASTCALL,
      "linear_forward(input, weight, bias) for plain tensors (bias may be None)."},
     {"linear_backward_input", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(linear_backward_input)),

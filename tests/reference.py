@@ -5,6 +5,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from linear_ext import ops
+
 # Per-dtype error model of a K-term dot product: |ours − exact| ≤ ACC·√K·Σ|aᵢbᵢ| + OUT·|exact|.
 # ACC is the accumulation type's unit round-off with a safety factor of ~8 (fp32 accumulation for
 # the 16-bit types); OUT is one unit in the last place of the output type (it is rounded once),
@@ -47,3 +49,15 @@ def backward_weight_reference(dy, x):
     dw = torch.mm(dy.double().t(), x.double())
     dw_mag = torch.mm(dy.double().abs().t(), x.double().abs())
     return dw, dw_mag, dy.double().sum(0), dy.double().abs().sum(0)
+
+
+def assert_all_ops_close(x, w, b, dy):
+    """linear_ext's forward (+bias), input grad and weight grad (+bias grad) of one layer against float64."""
+    exact, magnitude = forward_reference(x, w, b)
+    assert_gemm_close(ops.linear_forward(x, w, b), exact, magnitude, x.shape[1])
+    exact, magnitude = backward_input_reference(dy, w)
+    assert_gemm_close(ops.linear_backward_input(dy, w), exact, magnitude, dy.shape[1])
+    dw, db = ops.linear_backward_weight(dy, x, True)
+    dw_exact, dw_mag, db_exact, db_mag = backward_weight_reference(dy, x)
+    assert_gemm_close(dw, dw_exact, dw_mag, dy.shape[0])
+    assert_gemm_close(db, db_exact, db_mag, dy.shape[0])

@@ -11,7 +11,8 @@ import torch
 import linear_ext
 from conftest import DTYPES
 from linear_ext import functional, ops
-from reference import assert_gemm_close, backward_input_reference, backward_weight_reference, forward_reference
+from reference import (assert_all_ops_close, assert_gemm_close, backward_input_reference, backward_weight_reference,
+                       forward_reference)
 
 
 def _skip_reason():
@@ -39,15 +40,7 @@ def rand(*shape, dtype):
 def check_all_ops(M, N, K, dtype, layout="contiguous"):
     """Forward (+bias), backward_input and backward_weight (+bias grad) of a (M, N, K) linear layer."""
     x, w, b, dy = rand(M, K, dtype=dtype), rand(N, K, dtype=dtype), rand(N, dtype=dtype), rand(M, N, dtype=dtype)
-    x, w, b, dy = (as_layout(t, layout) for t in (x, w, b, dy))
-    exact, magnitude = forward_reference(x, w, b)
-    assert_gemm_close(ops.linear_forward(x, w, b), exact, magnitude, K)
-    exact, magnitude = backward_input_reference(dy, w)
-    assert_gemm_close(ops.linear_backward_input(dy, w), exact, magnitude, N)
-    dw, db = ops.linear_backward_weight(dy, x, True)
-    dw_exact, dw_mag, db_exact, db_mag = backward_weight_reference(dy, x)
-    assert_gemm_close(dw, dw_exact, dw_mag, M)
-    assert_gemm_close(db, db_exact, db_mag, M)
+    assert_all_ops_close(*(as_layout(t, layout) for t in (x, w, b, dy)))
 
 
 def as_layout(t, layout):

@@ -191,13 +191,27 @@ struct IsaKernels {
   }
 };
 
+// The packed GEMM loops for bfloat16 on a dot-product instruction that takes two k-steps at once
+// (isa_avx512_bf16.cpp): `pack` stores each pair of k-steps as one 32-bit word, a sliver kc/2
+// (rounded up) words deep, and `uk` consumes one such word per k-step. gemm.cpp then counts the
+// micro-kernel's k-steps, and the slivers' depth, in pairs.
+struct Bf16PairKernels {
+  MicroKernel<float> uk;
+  PackFn<c10::BFloat16, float> pack;
+};
+
 // Defined in isa_<name>.cpp, each compiled for its ISA only.
 extern const IsaKernels kGenericKernels;
 extern const IsaKernels kAvx2Kernels;
 extern const IsaKernels kAvx512Kernels;
+extern const Bf16PairKernels kAvx512Bf16PairKernels;
 
 // The best kernels this CPU runs, detected once. LINEAR_EXT_CPU_ISA=generic|avx2|avx512 forces
 // a path (tests use it to cover each one); asking for one the CPU lacks is an error.
 const IsaKernels& cpu_kernels();
+
+// The pair kernels where cpu_kernels() is the AVX-512 set and the CPU has AVX512_BF16, else null;
+// LINEAR_EXT_CPU_BF16_DOT=0 turns them off (their subnormal handling: isa_avx512_bf16.cpp).
+const Bf16PairKernels* bf16_pair_kernels();
 
 }  // namespace linear_ext::cpu

@@ -39,4 +39,14 @@ const IsaKernels& cpu_kernels() {
   return selected;
 }
 
+const Bf16PairKernels* bf16_pair_kernels() {
+  static const Bf16PairKernels* selected = [] {
+    const char* allowed = std::getenv("LINEAR_EXT_CPU_BF16_DOT");
+    const bool off = allowed && std::string(allowed) == "0";
+    return !off && &cpu_kernels() == &kAvx512Kernels && __builtin_cpu_supports("avx512bf16") ? &kAvx512Bf16PairKernels
+                                                                                               : nullptr;
+  }();
+  return selected;
+}
+
 }  // namespace linear_ext::cpu

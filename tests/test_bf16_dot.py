@@ -1,0 +1,72 @@
+"""bfloat16 GEMMs on AVX512_BF16 dot products (cpu/kernels/isa_avx512_bf16.cpp), where the CPU has
+them: every k-step pair packer and the pair micro-kernel's edges, against float64; their documented
+subnormal handling; and the exact path that LINEAR_EXT_CPU_BF16_DOT=0 restores."""
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import linear_ext
+from conftest import run_python
+from linear_ext import ops
+from reference import assert_all_ops_close
+
+pytestmark = pytest.mark.skipif(not linear_ext._C.cpu_bf16_dot(), reason="bfloat16 dot-product kernels not in use")
+
+BF16 = torch.bfloat16
+
+
+def rand(*shape):
+    return torch.randn(*shape, dtype=BF16)
+
+
+def view_of(t, layout):
+    """`t` laid out as: contiguous; transposed (column-major); offset (one element into its storage:
+    the rows' 32-bit pairs misaligned); wide (the first columns of a matrix twice as wide: an even
+    row stride whatever the width)."""
+    if layout == "contiguous":
+        return t
+    if layout == "transposed":
+        return t.t().contiguous().t()
+    if layout == "offset":
+        flat = torch.empty(t.numel() + 1, dtype=t.dtype)
+        flat[1:].copy_(t.flatten())
+        return flat[1:].view(t.shape)
+    wide = torch.zeros(t.shape[0], 2 * t.shape[1], dtype=t.dtype)
+    wide[:, : t.shape[1]] = t
+    return wide[:, : t.shape[1]]
+
+
+# Rows and columns past the skinny kernels (17+), K odd and even around the pairs, the packers'
+# 8-value blocks and a KC step (K = 401 spans two, ending odd); layouts that take each packer path:
+# words (k contiguous, even stride), row pairs (k across rows) and value by value (odd strides).
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "offset", "wide"])
+@pytest.mark.parametrize("M,N,K", [(17, 19, 1), (23, 17, 2), (40, 50, 3), (33, 97, 16), (19, 49, 17), (64, 48, 128),
+                                   (37, 45, 401), (129, 65, 784)])
+def test_all_ops_match_float64(M, N, K, layout):
+    assert_all_ops_close(view_of(rand(M, K), layout), view_of(rand(N, K), layout), rand(N), view_of(rand(M, N), layout))
+
+
+def test_subnormal_inputs_read_as_zero():
+    """vdpbf16ps reads subnormal inputs as zero (as torch's oneDNN does on these CPUs): x wholly
+    subnormal gives the bias alone, exactly; normal values beside them still count."""
+    tiny = torch.finfo(BF16).smallest_normal * torch.finfo(BF16).eps
+    x = (torch.randint(1, 4, (37, 40)) * tiny).to(BF16)
+    w, b = rand(45, 40), rand(45)
+    assert torch.equal(ops.linear_forward(x, w, b), b.expand(37, 45))
+    x[:, 0] = 1.0
+    assert torch.equal(ops.linear_forward(x, w, b), (w[:, 0].float() + b.float()).to(BF16).expand(37, 45))
+
+
+def test_exact_subnormals_with_the_dot_kernels_off():
+    """LINEAR_EXT_CPU_BF16_DOT=0 keeps bfloat16 on the float32 kernels, where test_special_values'
+    subnormal tests hold for bfloat16 too: run them that way, and require that they ran."""
+    tests = Path(__file__).parent
+    code = ("import sys, pytest; sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', '-k', 'subnormal and dtype2', "
+            f"{str(tests / 'test_special_values.py')!r}]))")
+    done = run_python(code, env={**os.environ, "LINEAR_EXT_CPU_BF16_DOT": "0"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"^4 passed", done.stdout, re.M) and "skipped" not in done.stdout, done.stdout
