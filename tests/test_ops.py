@@ -246,3 +246,20 @@ def test_cpu_results_identical_across_thread_counts(num_threads, dtype):
     num_threads(2)
     for a, b_ in zip(single, run()):
         assert torch.equal(a, b_)
+
+
+# --- Rounding of 16-bit outputs ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype,span", [(torch.bfloat16, 8), (torch.float16, 40)])
+def test_16bit_outputs_round_to_nearest_even(dtype, span):
+    """Integer operands whose every partial sum is an exact float32 integer, too wide for the 16-bit
+    mantissa: each output must be the exact sum rounded once to nearest, ties to even, as torch
+    rounds a float32 (so bit for bit, in any summation order). The packed loops' tile store (16
+    rows: the weight grad's 4096 × 300 output) and the forward's."""
+    gen = torch.Generator().manual_seed(9)
+    ints = lambda *shape: torch.randint(-span, span + 1, shape, generator=gen).to(dtype)  # noqa: E731
+    dy, x, w = ints(16, 4096), ints(16, 300), ints(37, 300)
+    dw, _ = ops.linear_backward_weight(dy, x, False)
+    assert torch.equal(dw, (dy.double().t() @ x.double()).float().to(dtype))
+    x = ints(200, 300)
+    assert torch.equal(ops.linear_forward(x, w, None), (x.double() @ w.double().t()).float().to(dtype))

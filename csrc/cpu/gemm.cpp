@@ -99,6 +99,7 @@ struct Plan {
   const GemmProblem<T>& problem;
   MicroKernel<acc_t> uk;
   PackFn<T, acc_t> pack;
+  RoundFn<T, acc_t> round;  // 16-bit outputs: the float sums to T
   int k_per_step;  // k-steps of the GEMM per micro-kernel step: 2 for the bfloat16 pair kernels
   bool skinny;  // at most kSkinnyRows rows and streams_b: B is streamed, never packed as a block
   // A row-major float/double B (not skinny) is packed by the first row sliver's kernel calls,
@@ -203,8 +204,7 @@ void run_block(const Plan<T>& plan, int64_t i0, int64_t i1, int64_t j0, int64_t 
               const acc_t* c_in = first ? nullptr : plan.c_accum + row * N + col;
               run(k_steps, a_sliver, b_sliver, ldb, c_in, N, tile, nr, tile_bias, m, n);
               T* c = pr.c + row * pr.ldc + col;
-              for (int i = 0; i < m; ++i)
-                for (int j = 0; j < n; ++j) c[i * pr.ldc + j] = static_cast<T>(tile[i * nr + j]);
+              for (int i = 0; i < m; ++i) plan.round(tile + i * nr, n, c + i * pr.ldc);
             }
           }
         }
@@ -396,7 +396,7 @@ void gemm(const GemmProblem<T>& problem) {
   const BlockSizes bs = skinny ? skinny_block_sizes(uk.mr, uk.nr, sizeof(acc_t), N, K)
                                : block_sizes(uk.mr, uk.nr, sizeof(acc_t), K, in_place);
   const bool pack_b_in_kernel = !skinny && std::is_same_v<T, acc_t> && problem.b.layout.cs == 1 && uk.run_packing_b;
-  Plan<T> plan{problem, uk, pack, k_per_step, skinny, pack_b_in_kernel, bs, nullptr, nullptr, nullptr};
+  Plan<T> plan{problem, uk, pack, isa.for_type<T>().round, k_per_step, skinny, pack_b_in_kernel, bs, nullptr, nullptr, nullptr};
 
   if (problem.bias) {
     if constexpr (std::is_same_v<T, acc_t>) {

@@ -156,10 +156,10 @@ const IsaKernels kAvx512Kernels = {
      &simd_microkernel_row_major_a_packing_b<avx512::F64, 8, 3, 4>,
      {nullptr, nullptr, nullptr},
      {nullptr, nullptr, nullptr}},
-    {&pack_avx2_f32, &simd_dot_kernel<avx512::F32, float, 4, 4, 8, 24>, &simd_rowstream_kernel<avx512::F32, float, kRowStreamMaxRows>},
-    {&pack_avx2_f64, &simd_dot_kernel<avx512::F64, double, 4, 4, 8, 24>, &simd_rowstream_kernel<avx512::F64, double, kRowStreamMaxRows>},
-    {&pack_avx2_bf16, &simd_dot_kernel<avx512::F32, c10::BFloat16, 4, 4, 8, 24>, &simd_rowstream_kernel<avx512::F32, c10::BFloat16, kRowStreamMaxRows>},
-    {&pack_avx2_f16, &simd_dot_kernel<avx512::F32, c10::Half, 4, 4, 8, 24>, &simd_rowstream_kernel<avx512::F32, c10::Half, kRowStreamMaxRows>},
+    {&pack_avx2_f32, &simd_dot_kernel<avx512::F32, float, 4, 4, 8, 24>, &simd_rowstream_kernel<avx512::F32, float, kRowStreamMaxRows>, nullptr},
+    {&pack_avx2_f64, &simd_dot_kernel<avx512::F64, double, 4, 4, 8, 24>, &simd_rowstream_kernel<avx512::F64, double, kRowStreamMaxRows>, nullptr},
+    {&pack_avx2_bf16, &simd_dot_kernel<avx512::F32, c10::BFloat16, 4, 4, 8, 24>, &simd_rowstream_kernel<avx512::F32, c10::BFloat16, kRowStreamMaxRows>, &round_avx2_bf16},
+    {&pack_avx2_f16, &simd_dot_kernel<avx512::F32, c10::Half, 4, 4, 8, 24>, &simd_rowstream_kernel<avx512::F32, c10::Half, kRowStreamMaxRows>, &round_avx2_f16},
 };
 
 }  // namespace linear_ext::cpu

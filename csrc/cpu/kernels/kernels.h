@@ -149,12 +149,18 @@ struct StreamTuning {
 // than 1024 for the batch-1 forward and input grad (4096²), and 2048 slower still.
 constexpr StreamTuning kL1StreamTuning = {3, 512, 512, 4};
 
-// The routines for one source dtype T (accumulating in acc_t).
+// dst[i] = src[i] rounded to T (to nearest, ties to even, as c10's conversions: NaN stays NaN,
+// subnormals and overflow to ±Inf as IEEE), for i < n: a 16-bit GEMM's float sums to its output.
+template <typename T, typename acc_t>
+using RoundFn = void (*)(const acc_t* src, int64_t n, T* dst);
+
+// The routines for one source dtype T (accumulating in acc_t); `round` is null where T == acc_t.
 template <typename T, typename acc_t>
 struct TypeKernels {
   PackFn<T, acc_t> pack;
   DotKernelFn<T, acc_t> dot;
   RowStreamFn<T, acc_t> rowstream;
+  RoundFn<T, acc_t> round;
 };
 
 // Everything one ISA provides.

@@ -19,4 +19,8 @@ void pack_avx2_f16(const c10::Half* src, int64_t vs, int64_t ks, int64_t width, 
 void pack_avx2_f64(const double* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc, double* dst,
                    double* sums);
 
+// RoundFn (kernels.h) for bfloat16 and float16 outputs, 8 values at a time.
+void round_avx2_bf16(const float* src, int64_t n, c10::BFloat16* dst);
+void round_avx2_f16(const float* src, int64_t n, c10::Half* dst);
+
 }  // namespace linear_ext::cpu

@@ -30,4 +30,10 @@ void pack_scalar(const T* src, int64_t vs, int64_t ks, int64_t width, int R, int
   }
 }
 
+// RoundFn (kernels.h), one value at a time.
+template <typename T>
+void round_scalar(const float* src, int64_t n, T* dst) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<T>(src[i]);
+}
+
 }  // namespace linear_ext::cpu
