@@ -381,8 +381,9 @@ void gemm(const GemmProblem<T>& problem) {
   }
 
   const IsaKernels& isa = cpu_kernels();
+  const auto& type_kernels = isa.for_type<T>();
   const MicroKernel<acc_t>* kernel = &isa.micro_kernel<acc_t>();
-  PackFn<T, acc_t> pack = isa.for_type<T>().pack;
+  PackFn<T, acc_t> pack = type_kernels.pack;
   int k_per_step = 1;
   if constexpr (std::is_same_v<T, c10::BFloat16>) {
     // A CPU with AVX512_BF16 multiplies bfloat16 pairs at twice the float32 FMA rate (kernels.h).
@@ -396,7 +397,7 @@ void gemm(const GemmProblem<T>& problem) {
   const BlockSizes bs = skinny ? skinny_block_sizes(uk.mr, uk.nr, sizeof(acc_t), N, K)
                                : block_sizes(uk.mr, uk.nr, sizeof(acc_t), K, in_place);
   const bool pack_b_in_kernel = !skinny && std::is_same_v<T, acc_t> && problem.b.layout.cs == 1 && uk.run_packing_b;
-  Plan<T> plan{problem, uk, pack, isa.for_type<T>().round, k_per_step, skinny, pack_b_in_kernel, bs, nullptr, nullptr, nullptr};
+  Plan<T> plan{problem, uk, pack, type_kernels.round, k_per_step, skinny, pack_b_in_kernel, bs, nullptr, nullptr, nullptr};
 
   if (problem.bias) {
     if constexpr (std::is_same_v<T, acc_t>) {

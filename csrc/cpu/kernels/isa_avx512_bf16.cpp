@@ -45,14 +45,18 @@ struct Bf16Pairs {
   static void store_partial(T* p, Reg r, int count) { _mm512_mask_storeu_ps(p, first_lanes(count), r); }
 };
 
-uint16_t bits(c10::BFloat16 v) { return v.x; }
-float word(uint16_t even, uint16_t odd) {
-  const uint32_t w = static_cast<uint32_t>(even) | static_cast<uint32_t>(odd) << 16;
-  float f;
-  std::memcpy(&f, &w, sizeof f);
-  return f;
+namespace {
+
+// Stores one pair (the odd k-step zero where there is none) as its 32-bit word at `out`, and adds
+// its values to *sum in k order when the row sums are wanted.
+void store_pair(c10::BFloat16 even, c10::BFloat16 odd, bool has_odd, float* out, float* sum) {
+  const uint32_t word = static_cast<uint32_t>(even.x) | static_cast<uint32_t>(has_odd ? odd.x : 0) << 16;
+  std::memcpy(out, &word, sizeof word);
+  if (sum) {
+    *sum += static_cast<float>(even);
+    if (has_odd) *sum += static_cast<float>(odd);
+  }
 }
-float value(c10::BFloat16 v) { return static_cast<float>(v); }
 
 // Any strides, one value at a time.
 void pack_pairs_scalar(const c10::BFloat16* src, int64_t vs, int64_t ks, int64_t width, int R, int64_t kc,
@@ -60,20 +64,17 @@ void pack_pairs_scalar(const c10::BFloat16* src, int64_t vs, int64_t ks, int64_t
   const int64_t kp = (kc + 1) / 2;
   for (int64_t s0 = 0; s0 < width; s0 += R, src += R * vs, dst += R * kp) {
     const int64_t n = width - s0 < R ? width - s0 : R;
-    for (int64_t pp = 0; pp < kp; ++pp)
+    for (int64_t pp = 0; pp < kp; ++pp) {
+      const bool has_odd = 2 * pp + 1 < kc;
       for (int64_t i = 0; i < R; ++i) {
         if (i >= n) {
           dst[pp * R + i] = 0.0f;
           continue;
         }
-        const c10::BFloat16 even = src[i * vs + 2 * pp * ks];
-        const c10::BFloat16 odd = 2 * pp + 1 < kc ? src[i * vs + (2 * pp + 1) * ks] : c10::BFloat16(0.0f);
-        dst[pp * R + i] = word(bits(even), bits(odd));
-        if (sums) {
-          sums[s0 + i] += value(even);
-          if (2 * pp + 1 < kc) sums[s0 + i] += value(odd);
-        }
+        const c10::BFloat16* even = src + i * vs + 2 * pp * ks;
+        store_pair(*even, has_odd ? even[ks] : c10::BFloat16(), has_odd, dst + pp * R + i, sums ? sums + s0 + i : nullptr);
       }
+    }
   }
 }
 
@@ -107,12 +108,7 @@ void pack_pairs_rows(const c10::BFloat16* src, int64_t ks, int64_t width, int R,
           out[i] = 0.0f;
           continue;
         }
-        const c10::BFloat16 o = has_odd ? odd[i] : c10::BFloat16(0.0f);
-        out[i] = word(bits(even[i]), bits(o));
-        if (sums) {
-          sums[s0 + i] += value(even[i]);
-          if (has_odd) sums[s0 + i] += value(o);
-        }
+        store_pair(even[i], has_odd ? odd[i] : c10::BFloat16(), has_odd, out + i, sums ? sums + s0 + i : nullptr);
       }
     }
   }
@@ -137,6 +133,7 @@ void pack_pairs(const c10::BFloat16* src, int64_t vs, int64_t ks, int64_t width,
   pack_pairs_scalar(src, vs, ks, width, R, kc, dst, sums);
 }
 
+}  // namespace
 }  // namespace linear_ext::cpu::avx512_bf16
 
 #include "cpu/kernels/ukernel_simd.h"
