@@ -1,6 +1,7 @@
 """bfloat16 GEMMs on AVX512_BF16 dot products (cpu/kernels/isa_avx512_bf16.cpp), where the CPU has
-them: every k-step pair packer and the pair micro-kernel's edges, against float64; their documented
-subnormal handling; and the exact path that LINEAR_EXT_CPU_BF16_DOT=0 restores."""
+them: every k-step pair packer, the pair micro-kernel's edges and the skinny forward's pair dot
+kernels, against float64; their documented subnormal handling; and the exact path that
+LINEAR_EXT_CPU_BF16_DOT=0 restores."""
 
 import os
 import re
@@ -12,7 +13,7 @@ import torch
 import linear_ext
 from conftest import run_python
 from linear_ext import ops
-from reference import assert_all_ops_close
+from reference import assert_all_ops_close, assert_gemm_close, forward_reference
 
 pytestmark = pytest.mark.skipif(not linear_ext._C.cpu_bf16_dot(), reason="bfloat16 dot-product kernels not in use")
 
@@ -50,15 +51,30 @@ def test_all_ops_match_float64(M, N, K, layout):
     assert_all_ops_close(view_of(rand(M, K), layout), view_of(rand(N, K), layout), rand(N), view_of(rand(M, N), layout))
 
 
-def test_subnormal_inputs_read_as_zero():
-    """vdpbf16ps reads subnormal inputs as zero (as torch's oneDNN does on these CPUs): x wholly
-    subnormal gives the bias alone, exactly; normal values beside them still count."""
+# The skinny forward's dot kernels on the same instruction, reading rows of X and W as pairs where
+# they lie: at most 16 rows of X past the deepest crossover to the packed loops (K > 750), or at
+# most 16 outputs at any depth; one row block of X (1-8 rows) or several (9-16, k in chunks, and
+# 40 rows); K odd (the last pair half empty), below one 32-value load, and past whole loads.
+@pytest.mark.parametrize("layout", ["contiguous", "offset", "wide"])
+@pytest.mark.parametrize("M,N,K", [(1, 40, 1025), (3, 33, 1055), (8, 20, 1056), (9, 17, 1500), (16, 24, 2049),
+                                   (1, 16, 1), (5, 7, 31), (2, 3, 64), (17, 9, 33), (40, 5, 77)])
+def test_forward_dot_products_match_float64(M, N, K, layout):
+    x, w, b = view_of(rand(M, K), layout), view_of(rand(N, K), layout), rand(N)
+    exact, magnitude = forward_reference(x, w, b)
+    assert_gemm_close(ops.linear_forward(x, w, b), exact, magnitude, K)
+
+
+@pytest.mark.parametrize("M,N,K", [(37, 45, 40), (2, 9, 40), (3, 40, 1024)])
+def test_subnormal_inputs_read_as_zero(M, N, K):
+    """vdpbf16ps reads subnormal inputs as zero (as torch's oneDNN does on these CPUs), in the packed
+    loops and in the skinny forward's dot kernels: x wholly subnormal gives the bias alone, exactly;
+    normal values beside them still count."""
     tiny = torch.finfo(BF16).smallest_normal * torch.finfo(BF16).eps
-    x = (torch.randint(1, 4, (37, 40)) * tiny).to(BF16)
-    w, b = rand(45, 40), rand(45)
-    assert torch.equal(ops.linear_forward(x, w, b), b.expand(37, 45))
+    x = (torch.randint(1, 4, (M, K)) * tiny).to(BF16)
+    w, b = rand(N, K), rand(N)
+    assert torch.equal(ops.linear_forward(x, w, b), b.expand(M, N))
     x[:, 0] = 1.0
-    assert torch.equal(ops.linear_forward(x, w, b), (w[:, 0].float() + b.float()).to(BF16).expand(37, 45))
+    assert torch.equal(ops.linear_forward(x, w, b), (w[:, 0].float() + b.float()).to(BF16).expand(M, N))
 
 
 def test_exact_subnormals_with_the_dot_kernels_off():

@@ -21,7 +21,8 @@
 //
 // Skinny problems (at most kSkinnyRows rows of A) are memory-bound: each B element is used about
 // once, so nothing is gained by packing a whole B block. The forward layout (A and B both
-// contiguous along k) then runs the dot-product kernels, unless K is short (kDotMinDepthPerRow).
+// contiguous along k) then runs the dot-product kernels, as it does with few rows and a B that
+// stays in cache when K is deep enough (DotMinDepth in kernels.h).
 // A row-major B (the input grad dY·W) runs the row-streaming kernels, B's rows passing once in
 // address order: always at kRowStreamMaxRows rows of A or fewer, and up to kSkinnyRows when B is
 // too large to stay in L3 (streams_b; a smaller B runs the packed loops, from L3). Other layouts
@@ -62,12 +63,6 @@ namespace {
 constexpr double kMinMacsPerThread = 1 << 17;
 // Up to this many rows of A the GEMM is a streaming (memory-bound) problem.
 constexpr int64_t kSkinnyRows = 16;
-// A skinny forward's dot products each end in a reduction across vector lanes, a fixed cost per
-// output, where the packed loops pay for packing W once for all rows. So they run the few-rows
-// forward only when K exceeds this many values per row of X: at 2-16 rows × 1024 outputs with K
-// at or below it the packed loops measured 10-140% faster (8 × 4096 × K = 10: 3x), above it the
-// dot products 5-100% faster (1 thread, Zen 3).
-constexpr int64_t kDotMinDepthPerRow = 8;
 // Up to this many rows, a row-major A is read in place rather than packed (run_in_place): at 32-128
 // rows that measured 5-20% faster than the packed loops, at 200-256 rows no faster.
 constexpr int64_t kInPlaceMaxRows = 128;
@@ -100,6 +95,7 @@ struct Plan {
   MicroKernel<acc_t> uk;
   PackFn<T, acc_t> pack;
   RoundFn<T, acc_t> round;  // 16-bit outputs: the float sums to T
+  DotKernelFn<T, acc_t> dot;
   int k_per_step;  // k-steps of the GEMM per micro-kernel step: 2 for the bfloat16 pair kernels
   bool skinny;  // at most kSkinnyRows rows and streams_b: B is streamed, never packed as a block
   // A row-major float/double B (not skinny) is packed by the first row sliver's kernel calls,
@@ -268,7 +264,7 @@ void parallel_over_columns(int64_t M, int64_t N, int64_t K, int64_t grain, const
 template <typename T>
 void run_dot(const Plan<T>& plan) {
   const GemmProblem<T>& pr = plan.problem;
-  const auto dot = cpu_kernels().for_type<T>().dot;
+  const auto dot = plan.dot;
   const int64_t kc = dot_kc(sizeof(T));
   parallel_over_columns(pr.m(), pr.n(), pr.k(), 64, [&](int64_t j0, int64_t j1) {
     dot(pr.m(), j1 - j0, pr.k(), kc, pr.a.base, pr.a.layout.rs, pr.b.base + j0 * pr.b.layout.cs, pr.b.layout.cs,
@@ -384,10 +380,13 @@ void gemm(const GemmProblem<T>& problem) {
   const auto& type_kernels = isa.for_type<T>();
   const MicroKernel<acc_t>* kernel = &isa.micro_kernel<acc_t>();
   PackFn<T, acc_t> pack = type_kernels.pack;
+  DotKernelFn<T, acc_t> dot = type_kernels.dot;
+  const DotMinDepth* dot_min_depth = &type_kernels.dot_min_depth;
   int k_per_step = 1;
   if constexpr (std::is_same_v<T, c10::BFloat16>) {
     // A CPU with AVX512_BF16 multiplies bfloat16 pairs at twice the float32 FMA rate (kernels.h).
-    if (const Bf16PairKernels* pairs = bf16_pair_kernels()) kernel = &pairs->uk, pack = pairs->pack, k_per_step = 2;
+    if (const Bf16PairKernels* pairs = bf16_pair_kernels())
+      kernel = &pairs->uk, pack = pairs->pack, dot = pairs->dot, dot_min_depth = &pairs->dot_min_depth, k_per_step = 2;
   }
   const MicroKernel<acc_t>& uk = *kernel;
   TORCH_INTERNAL_ASSERT(uk.mr * uk.nr <= kMaxTileElems);
@@ -397,7 +396,7 @@ void gemm(const GemmProblem<T>& problem) {
   const BlockSizes bs = skinny ? skinny_block_sizes(uk.mr, uk.nr, sizeof(acc_t), N, K)
                                : block_sizes(uk.mr, uk.nr, sizeof(acc_t), K, in_place);
   const bool pack_b_in_kernel = !skinny && std::is_same_v<T, acc_t> && problem.b.layout.cs == 1 && uk.run_packing_b;
-  Plan<T> plan{problem, uk, pack, type_kernels.round, k_per_step, skinny, pack_b_in_kernel, bs, nullptr, nullptr, nullptr};
+  Plan<T> plan{problem, uk, pack, type_kernels.round, dot, k_per_step, skinny, pack_b_in_kernel, bs, nullptr, nullptr, nullptr};
 
   if (problem.bias) {
     if constexpr (std::is_same_v<T, acc_t>) {
@@ -411,10 +410,11 @@ void gemm(const GemmProblem<T>& problem) {
 
   // Forward with few rows, or few columns (a micro-kernel sliver would be mostly padding): both
   // operands are contiguous along k (X rows, W rows = columns of Wᵀ), so dot products need no
-  // packing. With few rows, only when the dot products are long enough to repay their reductions
-  // (kDotMinDepthPerRow).
+  // packing. With few rows, only when W streams from memory or the dot products are long enough to
+  // repay their reductions (DotMinDepth: kernels.h).
+  static_assert(kSkinnyRows <= kDotChunkedMaxRows);
   const bool dot_layout = problem.a.layout.cs == 1 && problem.b.layout.rs == 1;
-  const bool dot_rows = M <= kSkinnyRows && K > kDotMinDepthPerRow * M;
+  const bool dot_rows = M <= kSkinnyRows && (skinny || K > dot_min_depth->min_k[M]);
   if ((dot_rows || N <= kSkinnyRows) && dot_layout && !problem.row_sums && N > 0) {
     run_dot(plan);
     return;

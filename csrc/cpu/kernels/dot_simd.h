@@ -7,9 +7,10 @@
 // the end. All row blocks of X run while the NB rows of W are in cache, so W is read from memory
 // once; with several row blocks, k is walked in chunks that keep those rows in L1 (below).
 //
-// Beyond ukernel_simd.h's needs, V provides: load_from(const Src*) converting `width` Src values
-// into a Reg, load_from_partial(const T*, count) loading count < width values zero-filled,
-// hsum(Reg) -> T, stream (a StreamTuning: kernels.h), and optionally hsums<N>(const Reg*) (store_sums).
+// Beyond ukernel_simd.h's needs, V provides: load_from(const Src*) loading values_per_load<V>()
+// Src values (simd_helpers.h: `width`, one per lane, unless V says otherwise) into a Reg,
+// load_from_partial(const T*, count) loading count < width values zero-filled, hsum(Reg) -> T,
+// stream (a StreamTuning: kernels.h), and optionally hsums<N>(const Reg*) (store_sums).
 #pragma once
 
 #include <algorithm>
@@ -80,7 +81,7 @@ void simd_dot_kernel(int64_t m, int64_t n, int64_t k, int64_t kc, const Src* x, 
     return;
   }
   using Reg = typename V::Reg;
-  constexpr int W = V::width;
+  constexpr int W = values_per_load<V>();  // k-steps per vector step
   constexpr int kMaxBlocks = (kDotChunkedMaxRows + MB - 1) / MB;
   // With several row blocks of X, k is walked in chunks of kc (a multiple of W): the NB rows of W
   // are read from memory by the first block and from L1 by the others, and each block's

@@ -134,10 +134,10 @@ const IsaKernels kAvx2Kernels = {
      &simd_microkernel_row_major_a_packing_b<avx2::F64, 6, 2, 4>,
      {&simd_microkernel_few_rows<avx2::F64, 2, 6, 2>, &simd_microkernel_few_rows<avx2::F64, 4, 6, 2>, nullptr},
      {&simd_microkernel_row_major_a<avx2::F64, 2, 2>, &simd_microkernel_row_major_a<avx2::F64, 4, 2>, nullptr}},
-    {&pack_avx2_f32, &simd_dot_kernel<avx2::F32, float, 3, 4>, &simd_rowstream_kernel<avx2::F32, float, kRowStreamMaxRows>, nullptr},
-    {&pack_avx2_f64, &simd_dot_kernel<avx2::F64, double, 3, 4>, &simd_rowstream_kernel<avx2::F64, double, kRowStreamMaxRows>, nullptr},
-    {&pack_avx2_bf16, &simd_dot_kernel<avx2::F32, c10::BFloat16, 3, 4>, &simd_rowstream_kernel<avx2::F32, c10::BFloat16, kRowStreamMaxRows>, &round_avx2_bf16},
-    {&pack_avx2_f16, &simd_dot_kernel<avx2::F32, c10::Half, 3, 4>, &simd_rowstream_kernel<avx2::F32, c10::Half, kRowStreamMaxRows>, &round_avx2_f16},
+    {&pack_avx2_f32, &simd_dot_kernel<avx2::F32, float, 3, 4>, kDotMinDepthZen3, &simd_rowstream_kernel<avx2::F32, float, kRowStreamMaxRows>, nullptr},
+    {&pack_avx2_f64, &simd_dot_kernel<avx2::F64, double, 3, 4>, kDotMinDepthZen3, &simd_rowstream_kernel<avx2::F64, double, kRowStreamMaxRows>, nullptr},
+    {&pack_avx2_bf16, &simd_dot_kernel<avx2::F32, c10::BFloat16, 3, 4>, kDotMinDepthZen3, &simd_rowstream_kernel<avx2::F32, c10::BFloat16, kRowStreamMaxRows>, &round_avx2_bf16},
+    {&pack_avx2_f16, &simd_dot_kernel<avx2::F32, c10::Half, 3, 4>, kDotMinDepthZen3, &simd_rowstream_kernel<avx2::F32, c10::Half, kRowStreamMaxRows>, &round_avx2_f16},
 };
 
 }  // namespace linear_ext::cpu

@@ -30,25 +30,15 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
+#include "cpu/kernels/avx512_common.h"
+
 namespace linear_ext::cpu::avx512 {
-
-inline __mmask16 first_lanes(int count) { return static_cast<__mmask16>((1u << count) - 1); }
-
-// The streaming kernels prefetch into L2, further ahead than the L1 tuning, and the row streaming
-// sweeps 8 rows of B for one or two rows of A. Measured on Zen 4 (1 thread, 4096², one process
-// alternating with the L1 tuning of 512 bytes into L1 and 4 rows of B): input grad 1.2-1.35x as
-// fast at batch 1-2 and 1.12-1.2x at 3-16; forward 1.2-1.38x at batch 1-3, 1.1x at 4 and 1.2x at
-// 8-16. The forward wants 4096 bytes ahead (1.2x at 8-16 rows, against 1.02-1.04x with 2048: its
-// first row block streams W only part of the time), the row streaming 2048 (1.28x at batch 1,
-// against 1.20x with 4096; even at 3-16 rows). Eight rows of B at 3-8 rows of A, whose broadcasts
-// then spill, measured 0.6-0.95x.
-constexpr StreamTuning kStreamTuning = {2, 4096, 2048, 8};
 
 struct F32 {
   using T = float;
   using Reg = __m512;
   static constexpr int width = 16;
-  static constexpr StreamTuning stream = kStreamTuning;
+  static constexpr StreamTuning stream = kAvx512StreamTuning;
   static Reg zero() { return _mm512_setzero_ps(); }
   static Reg loadu(const T* p) { return _mm512_loadu_ps(p); }
   static void storeu(T* p, Reg r) { _mm512_storeu_ps(p, r); }
@@ -56,28 +46,8 @@ struct F32 {
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
   static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
   static T hsum(Reg r) { return _mm512_reduce_add_ps(r); }
-  // Lane j: the sum of a[j]'s lanes, for j < N ≤ 16. A transpose-and-add tree: the 256-bit halves
-  // of two registers added (s: two registers' 8 partial sums each), then the 128-bit quarters of
-  // two of those (u: four registers' 4 partial sums each), then pairs of lanes (within quarters),
-  // twice; lane 4q + t then holds a[4t + q]'s sum, and one permute puts the sums in order.
   template <int N>
-  static Reg hsums(const Reg* a) {
-    const auto at = [&](int j) { return j < N ? a[j] : _mm512_setzero_ps(); };
-    Reg s[8], u[4];
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; ++i)
-      s[i] = _mm512_add_ps(_mm512_shuffle_f32x4(at(2 * i), at(2 * i + 1), 0x44),
-                           _mm512_shuffle_f32x4(at(2 * i), at(2 * i + 1), 0xEE));
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i)
-      u[i] = _mm512_add_ps(_mm512_shuffle_f32x4(s[2 * i], s[2 * i + 1], 0x88),
-                           _mm512_shuffle_f32x4(s[2 * i], s[2 * i + 1], 0xDD));
-    const auto pair_sums = [](Reg x, Reg y) {  // per quarter: x0+x1, x2+x3, y0+y1, y2+y3
-      return _mm512_add_ps(_mm512_shuffle_ps(x, y, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_ps(x, y, _MM_SHUFFLE(3, 1, 3, 1)));
-    };
-    const Reg sums = pair_sums(pair_sums(u[0], u[1]), pair_sums(u[2], u[3]));
-    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), sums);
-  }
+  static Reg hsums(const Reg* a) { return hsums_f32<N>(a); }
   static Reg load_from(const float* p) { return _mm512_loadu_ps(p); }
   static Reg load_from(const c10::BFloat16* p) {
     const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
@@ -94,7 +64,7 @@ struct F64 {
   using T = double;
   using Reg = __m512d;
   static constexpr int width = 8;
-  static constexpr StreamTuning stream = kStreamTuning;
+  static constexpr StreamTuning stream = kAvx512StreamTuning;
   static Reg zero() { return _mm512_setzero_pd(); }
   static Reg loadu(const T* p) { return _mm512_loadu_pd(p); }
   static void storeu(T* p, Reg r) { _mm512_storeu_pd(p, r); }
@@ -102,7 +72,7 @@ struct F64 {
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_pd(a, b, c); }
   static Reg add(Reg a, Reg b) { return _mm512_add_pd(a, b); }
   static T hsum(Reg r) { return _mm512_reduce_add_pd(r); }
-  // Lane j: the sum of a[j]'s lanes, for j < N ≤ 8: as F32::hsums, with one pairwise step; lane
+  // Lane j: the sum of a[j]'s lanes, for j < N ≤ 8: as hsums_f32 (avx512_common.h), with one pairwise step; lane
   // 2q + t then holds a[4t + q]'s sum.
   template <int N>
   static Reg hsums(const Reg* a) {
@@ -127,6 +97,18 @@ struct F64 {
     _mm512_mask_storeu_pd(p, static_cast<__mmask8>(first_lanes(count)), r);
   }
 };
+
+// Where the skinny forward turns to the dot kernels (DotMinDepth: dot products when K > min_k[rows]),
+// per dtype: each the midpoint between the grid depths (16-1024) where the packed loops last won
+// and the dot kernels first did, at 4096 outputs on 1 thread (Zen 4, one process alternating the
+// two paths; float32 gave the same crossovers at 1024 outputs and on 2 threads). The dot block for
+// 7-8 rows has three rows of W (dot_nb_for_rows), and the packed loops an 8-row micro-kernel, so
+// those rows cross deepest. 16-bit values are converted to float by the dot kernels' loads of both
+// operands, by the packed loops once, in packing: their crossovers lie deeper still.
+constexpr DotMinDepth kF32DotMinDepth = {{0, 8, 12, 40, 44, 80, 88, 176, 256, 72, 88, 88, 112, 120, 144, 176, 224}};
+constexpr DotMinDepth kF64DotMinDepth = {{0, 8, 12, 12, 24, 36, 48, 104, 176, 32, 36, 40, 48, 60, 72, 92, 112}};
+constexpr DotMinDepth kBf16DotMinDepth = {{0, 16, 36, 56, 72, 104, 136, 200, 280, 144, 168, 192, 240, 352, 400, 500, 560}};
+constexpr DotMinDepth kF16DotMinDepth = {{0, 32, 56, 80, 120, 160, 208, 352, 500, 224, 256, 320, 376, 500, 560, 640, 740}};
 
 }  // namespace linear_ext::cpu::avx512
 
@@ -156,10 +138,10 @@ const IsaKernels kAvx512Kernels = {
      &simd_microkernel_row_major_a_packing_b<avx512::F64, 8, 3, 4>,
      {nullptr, nullptr, nullptr},
      {nullptr, nullptr, nullptr}},
-    {&pack_avx2_f32, &simd_dot_kernel<avx512::F32, float, 4, 4, 8, 24>, &simd_rowstream_kernel<avx512::F32, float, kRowStreamMaxRows>, nullptr},
-    {&pack_avx2_f64, &simd_dot_kernel<avx512::F64, double, 4, 4, 8, 24>, &simd_rowstream_kernel<avx512::F64, double, kRowStreamMaxRows>, nullptr},
-    {&pack_avx2_bf16, &simd_dot_kernel<avx512::F32, c10::BFloat16, 4, 4, 8, 24>, &simd_rowstream_kernel<avx512::F32, c10::BFloat16, kRowStreamMaxRows>, &round_avx2_bf16},
-    {&pack_avx2_f16, &simd_dot_kernel<avx512::F32, c10::Half, 4, 4, 8, 24>, &simd_rowstream_kernel<avx512::F32, c10::Half, kRowStreamMaxRows>, &round_avx2_f16},
+    {&pack_avx2_f32, &simd_dot_kernel<avx512::F32, float, 4, 4, 8, 24>, avx512::kF32DotMinDepth, &simd_rowstream_kernel<avx512::F32, float, kRowStreamMaxRows>, nullptr},
+    {&pack_avx2_f64, &simd_dot_kernel<avx512::F64, double, 4, 4, 8, 24>, avx512::kF64DotMinDepth, &simd_rowstream_kernel<avx512::F64, double, kRowStreamMaxRows>, nullptr},
+    {&pack_avx2_bf16, &simd_dot_kernel<avx512::F32, c10::BFloat16, 4, 4, 8, 24>, avx512::kBf16DotMinDepth, &simd_rowstream_kernel<avx512::F32, c10::BFloat16, kRowStreamMaxRows>, &round_avx2_bf16},
+    {&pack_avx2_f16, &simd_dot_kernel<avx512::F32, c10::Half, 4, 4, 8, 24>, avx512::kF16DotMinDepth, &simd_rowstream_kernel<avx512::F32, c10::Half, kRowStreamMaxRows>, &round_avx2_f16},
 };
 
 }  // namespace linear_ext::cpu

@@ -45,10 +45,10 @@ const IsaKernels kGenericKernels = {
      {nullptr, nullptr, nullptr}, {nullptr, nullptr, nullptr}},
     {&simd_microkernel<Scalar<double>, 4, 8>, 4, 8, 1, {nullptr, nullptr}, nullptr, {nullptr, nullptr, nullptr}, nullptr,
      {nullptr, nullptr, nullptr}, {nullptr, nullptr, nullptr}},
-    {&pack_scalar<float, float>, &simd_dot_kernel<Scalar<float>, float, 4, 4>, &simd_rowstream_kernel<Scalar<float>, float, kRowStreamMaxRows>, nullptr},
-    {&pack_scalar<double, double>, &simd_dot_kernel<Scalar<double>, double, 4, 4>, &simd_rowstream_kernel<Scalar<double>, double, kRowStreamMaxRows>, nullptr},
-    {&pack_scalar<c10::BFloat16, float>, &simd_dot_kernel<Scalar<float>, c10::BFloat16, 4, 4>, &simd_rowstream_kernel<Scalar<float>, c10::BFloat16, kRowStreamMaxRows>, &round_scalar<c10::BFloat16>},
-    {&pack_scalar<c10::Half, float>, &simd_dot_kernel<Scalar<float>, c10::Half, 4, 4>, &simd_rowstream_kernel<Scalar<float>, c10::Half, kRowStreamMaxRows>, &round_scalar<c10::Half>},
+    {&pack_scalar<float, float>, &simd_dot_kernel<Scalar<float>, float, 4, 4>, kDotMinDepthZen3, &simd_rowstream_kernel<Scalar<float>, float, kRowStreamMaxRows>, nullptr},
+    {&pack_scalar<double, double>, &simd_dot_kernel<Scalar<double>, double, 4, 4>, kDotMinDepthZen3, &simd_rowstream_kernel<Scalar<double>, double, kRowStreamMaxRows>, nullptr},
+    {&pack_scalar<c10::BFloat16, float>, &simd_dot_kernel<Scalar<float>, c10::BFloat16, 4, 4>, kDotMinDepthZen3, &simd_rowstream_kernel<Scalar<float>, c10::BFloat16, kRowStreamMaxRows>, &round_scalar<c10::BFloat16>},
+    {&pack_scalar<c10::Half, float>, &simd_dot_kernel<Scalar<float>, c10::Half, 4, 4>, kDotMinDepthZen3, &simd_rowstream_kernel<Scalar<float>, c10::Half, kRowStreamMaxRows>, &round_scalar<c10::Half>},
 };
 
 }  // namespace linear_ext::cpu

@@ -111,6 +111,27 @@ using DotKernelFn = void (*)(int64_t m, int64_t n, int64_t k, int64_t kc, const 
                              int64_t ldw, const acc_t* bias, T* y, int64_t ldy);
 constexpr int64_t kDotChunkedMaxRows = 16;
 
+// Where the skinny forward runs the dot kernels rather than the packed loops (gemm.cpp): at m rows
+// of X (1 ≤ m ≤ kDotChunkedMaxRows) when K > min_k[m], and whenever W streams from memory, where the
+// packed loops' few-row chunks of W ran 1.5-6x slower at any K (Zen 4, AVX-512 and AVX2). Each dot
+// product ends in a reduction across lanes, a cost per output that the packed loops avoid by
+// packing W; where the two cross depends on the dot block for m rows and on each path's rate for
+// the dtype, so every ISA and dtype carries its own, measured (isa_<name>.cpp).
+struct DotMinDepth {
+  int16_t min_k[kDotChunkedMaxRows + 1];  // by rows of X; [0] unused
+};
+
+// min_k[m] = per_row · m.
+constexpr DotMinDepth dot_min_depth_per_row(int per_row) {
+  DotMinDepth d{};
+  for (int m = 0; m <= kDotChunkedMaxRows; ++m) d.min_k[m] = static_cast<int16_t>(per_row * m);
+  return d;
+}
+
+// Zen 3 (AVX2, float32, 1 thread, 2-16 rows × 1024 outputs), and the default: K at or below 8 per
+// row ran 10-140% faster packed (8 × 4096 × K = 10: 3x), above it 5-100% faster as dot products.
+constexpr DotMinDepth kDotMinDepthZen3 = dot_min_depth_per_row(8);
+
 // Fewest rows of A, row-major B (unit column stride), each B row read once in address order:
 //   y[i·ldy + j] = Σ_{p<k} a[i·a_rs + p·a_cs] · b[p·ldb + j] + (bias ? bias[j] : 0)   for i < m, j < n,
 // summed in `acc` (m·rowstream_acc_stride(n) acc_t of scratch) and rounded to T once: in p order,
@@ -159,6 +180,7 @@ template <typename T, typename acc_t>
 struct TypeKernels {
   PackFn<T, acc_t> pack;
   DotKernelFn<T, acc_t> dot;
+  DotMinDepth dot_min_depth;
   RowStreamFn<T, acc_t> rowstream;
   RoundFn<T, acc_t> round;
 };
@@ -201,9 +223,13 @@ struct IsaKernels {
 // (isa_avx512_bf16.cpp): `pack` stores each pair of k-steps as one 32-bit word, a sliver kc/2
 // (rounded up) words deep, and `uk` consumes one such word per k-step. gemm.cpp then counts the
 // micro-kernel's k-steps, and the slivers' depth, in pairs.
+// `dot` is the skinny forward's dot kernel on the same instruction: rows of X and W, contiguous
+// along k, are read as pairs where they lie; dot_min_depth goes with these packed loops.
 struct Bf16PairKernels {
   MicroKernel<float> uk;
   PackFn<c10::BFloat16, float> pack;
+  DotKernelFn<c10::BFloat16, float> dot;
+  DotMinDepth dot_min_depth;
 };
 
 // Defined in isa_<name>.cpp, each compiled for its ISA only.

@@ -8,14 +8,26 @@
 
 namespace linear_ext::cpu {
 
-// The first count < width values at p as a zero-filled Reg, nothing read past them: masked loads
-// for float/double, while 16-bit values are staged in a zeroed buffer and converted whole.
+// Source values per V::load_from: one per lane, or V::values_per_load where a lane holds several
+// (Bf16Pairs: two bfloat16 k-steps per float32 lane).
+template <typename V>
+constexpr int values_per_load() {
+  if constexpr (requires { V::values_per_load; }) {
+    return V::values_per_load;
+  } else {
+    return V::width;
+  }
+}
+
+// The first count < values_per_load<V>() values at p as a zero-filled Reg, nothing read past them:
+// masked loads where V has them for Src (float/double, and Bf16Pairs' bfloat16), while other
+// 16-bit values are staged in a zeroed buffer and converted whole.
 template <typename V, typename Src>
 typename V::Reg load_tail(const Src* p, int count) {
-  if constexpr (std::is_same_v<Src, typename V::T>) {
+  if constexpr (requires { V::load_from_partial(p, count); }) {
     return V::load_from_partial(p, count);
   } else {
-    Src tail[V::width] = {};
+    Src tail[values_per_load<V>()] = {};
     std::memcpy(tail, p, count * sizeof(Src));
     return V::load_from(tail);
   }
