@@ -63,6 +63,9 @@ namespace {
 constexpr double kMinMacsPerThread = 1 << 17;
 // Up to this many rows of A the GEMM is a streaming (memory-bound) problem.
 constexpr int64_t kSkinnyRows = 16;
+// Rows of A up to which a cached row-major B takes the row-streaming kernels (kRowStreamMaxRows)
+// where bfloat16 runs on the pair kernels (gemm()).
+constexpr int64_t kRowStreamMaxRowsBesidePairs = 3;
 // Up to this many rows, a row-major A is read in place rather than packed (run_in_place): at 32-128
 // rows that measured 5-20% faster than the packed loops, at 200-256 rows no faster.
 constexpr int64_t kInPlaceMaxRows = 128;
@@ -422,8 +425,11 @@ void gemm(const GemmProblem<T>& problem) {
   // Fewest rows with row-major B (the input grad at decode batch sizes). At 5-8 rows this measured
   // 10-45% faster than the packed loops even for a B that stays in cache (512²-2048²); at 9-16
   // rows only a B that streams from memory gains (16 × 4096²: 27% faster than the skinny loops),
-  // the packed loops reusing a smaller one from L3 (16 × 1024²: 10% faster packed).
-  const bool rowstream_rows = M <= kRowStreamMaxRows || skinny;
+  // the packed loops reusing a smaller one from L3 (16 × 1024²: 10% faster packed). The bfloat16
+  // pair kernels' packed loops, at twice the float32 rate, take a cached B from 4 rows on: row
+  // streaming (float32 FMAs) ran 0.5-0.8x as fast at 5-8 rows × 1024-4096 × 256-2048 (Zen 4).
+  const int64_t rowstream_max_rows = k_per_step == 2 ? kRowStreamMaxRowsBesidePairs : kRowStreamMaxRows;
+  const bool rowstream_rows = M <= rowstream_max_rows || skinny;
   if (rowstream_rows && !problem.row_sums && N > 0 && problem.b.layout.cs == 1) {
     run_rowstream(plan);
     return;
