@@ -236,9 +236,10 @@ def test_cpu_results_identical_across_thread_counts(num_threads, dtype):
 
     def run():
         # dy[:100]: few enough rows for the input grad to read its operands in place; dy[:3] against
-        # 10 columns of w: the row-streaming kernel's narrow outputs, with partial sums.
+        # 10 columns of w: the row-streaming kernel's narrow outputs, with partial sums; x[:5] and
+        # x[:12]: the dot kernels, one block of rows and blocks walking k in chunks.
         return [ops.linear_forward(x, w, b), ops.linear_backward_input(dy, w), ops.linear_backward_input(dy[:100], w),
-                ops.linear_backward_input(dy[:3], w[:, :10]),
+                ops.linear_backward_input(dy[:3], w[:, :10]), ops.linear_forward(x[:5], w, b), ops.linear_forward(x[:12], w, b),
                 *ops.linear_backward_weight(dy, x, True), ops.linear_forward(tall_x, narrow_w, None)]
 
     num_threads(1)
