@@ -1,6 +1,6 @@
 """bfloat16 GEMMs on AVX512_BF16 dot products (cpu/kernels/isa_avx512_bf16.cpp), where the CPU has
-them: every k-step pair packer, the pair micro-kernel's edges and the skinny forward's pair dot
-kernels, against float64; their documented subnormal handling; and the exact path that
+them: every k-step pair packer, the pair micro-kernel's edges, the skinny forward's pair dot
+kernels and the input grad's pair row streaming, against float64; their documented subnormal handling; and the exact path that
 LINEAR_EXT_CPU_BF16_DOT=0 restores."""
 
 import os
@@ -13,7 +13,7 @@ import torch
 import linear_ext
 from conftest import run_python
 from linear_ext import ops
-from reference import assert_all_ops_close, assert_gemm_close, forward_reference
+from reference import assert_all_ops_close, assert_gemm_close, backward_input_reference, forward_reference
 
 pytestmark = pytest.mark.skipif(not linear_ext._C.cpu_bf16_dot(), reason="bfloat16 dot-product kernels not in use")
 
@@ -62,6 +62,28 @@ def test_forward_dot_products_match_float64(M, N, K, layout):
     x, w, b = view_of(rand(M, K), layout), view_of(rand(N, K), layout), rand(N)
     exact, magnitude = forward_reference(x, w, b)
     assert_gemm_close(ops.linear_forward(x, w, b), exact, magnitude, K)
+
+
+# The input grad's row streaming on pairs (dX = dY·W, at most 8 rows of dY, or 16 when W streams
+# from memory): W's rows two at a time, so N odd leaves the last one unpaired, N < 4 fills part of
+# a sweep; K (the output width) past the narrow outputs (64), with a partial last vector; 12 rows
+# in two blocks over a W too large to stay in cache.
+@pytest.mark.parametrize("layout", ["contiguous", "offset", "wide"])
+@pytest.mark.parametrize("M,N,K", [(1, 1, 65), (1, 2, 100), (3, 3, 129), (2, 5, 1000), (8, 64, 80), (5, 333, 200),
+                                   (7, 1031, 257), (12, 4097, 1030)])
+def test_input_grad_row_streaming_matches_float64(M, N, K, layout):
+    dy, w = view_of(rand(M, N), layout), view_of(rand(N, K), layout)
+    exact, magnitude = backward_input_reference(dy, w)
+    assert_gemm_close(ops.linear_backward_input(dy, w), exact, magnitude, N)
+
+
+def test_input_grad_subnormal_inputs_read_as_zero():
+    """The row streaming on pairs reads subnormal dY as zero too."""
+    tiny = torch.finfo(BF16).smallest_normal * torch.finfo(BF16).eps
+    dy, w = (torch.randint(1, 4, (3, 40)) * tiny).to(BF16), rand(40, 100)
+    assert torch.equal(ops.linear_backward_input(dy, w), torch.zeros(3, 100, dtype=BF16))
+    dy[:, 0] = 1.0
+    assert torch.equal(ops.linear_backward_input(dy, w), w[0].expand(3, 100))
 
 
 @pytest.mark.parametrize("M,N,K", [(37, 45, 40), (2, 9, 40), (3, 40, 1024)])

@@ -63,9 +63,6 @@ namespace {
 constexpr double kMinMacsPerThread = 1 << 17;
 // Up to this many rows of A the GEMM is a streaming (memory-bound) problem.
 constexpr int64_t kSkinnyRows = 16;
-// Rows of A up to which a cached row-major B takes the row-streaming kernels (kRowStreamMaxRows)
-// where bfloat16 runs on the pair kernels (gemm()).
-constexpr int64_t kRowStreamMaxRowsBesidePairs = 3;
 // Up to this many rows, a row-major A is read in place rather than packed (run_in_place): at 32-128
 // rows that measured 5-20% faster than the packed loops, at 200-256 rows no faster.
 constexpr int64_t kInPlaceMaxRows = 128;
@@ -99,6 +96,7 @@ struct Plan {
   PackFn<T, acc_t> pack;
   RoundFn<T, acc_t> round;  // 16-bit outputs: the float sums to T
   DotKernelFn<T, acc_t> dot;
+  RowStreamFn<T, acc_t> rowstream;
   int k_per_step;  // k-steps of the GEMM per micro-kernel step: 2 for the bfloat16 pair kernels
   bool skinny;  // at most kSkinnyRows rows and streams_b: B is streamed, never packed as a block
   // A row-major float/double B (not skinny) is packed by the first row sliver's kernel calls,
@@ -282,7 +280,7 @@ template <typename T>
 void run_rowstream(const Plan<T>& plan) {
   using acc_t = at::opmath_type<T>;
   const GemmProblem<T>& pr = plan.problem;
-  const auto rowstream = cpu_kernels().for_type<T>().rowstream;
+  const auto rowstream = plan.rowstream;
   parallel_over_columns(pr.m(), pr.n(), pr.k(), 256, [&](int64_t j0, int64_t j1) {
     acc_t* acc = tls_rowstream_acc.get<acc_t>(pr.m() * rowstream_acc_stride<acc_t>(j1 - j0));
     rowstream(pr.m(), j1 - j0, pr.k(), pr.a.base, pr.a.layout.rs, pr.a.layout.cs, pr.b.base + j0 * pr.b.layout.cs,
@@ -384,12 +382,14 @@ void gemm(const GemmProblem<T>& problem) {
   const MicroKernel<acc_t>* kernel = &isa.micro_kernel<acc_t>();
   PackFn<T, acc_t> pack = type_kernels.pack;
   DotKernelFn<T, acc_t> dot = type_kernels.dot;
+  RowStreamFn<T, acc_t> rowstream = type_kernels.rowstream;
   const DotMinDepth* dot_min_depth = &type_kernels.dot_min_depth;
   int k_per_step = 1;
   if constexpr (std::is_same_v<T, c10::BFloat16>) {
     // A CPU with AVX512_BF16 multiplies bfloat16 pairs at twice the float32 FMA rate (kernels.h).
     if (const Bf16PairKernels* pairs = bf16_pair_kernels())
-      kernel = &pairs->uk, pack = pairs->pack, dot = pairs->dot, dot_min_depth = &pairs->dot_min_depth, k_per_step = 2;
+      kernel = &pairs->uk, pack = pairs->pack, dot = pairs->dot, rowstream = pairs->rowstream,
+      dot_min_depth = &pairs->dot_min_depth, k_per_step = 2;
   }
   const MicroKernel<acc_t>& uk = *kernel;
   TORCH_INTERNAL_ASSERT(uk.mr * uk.nr <= kMaxTileElems);
@@ -399,7 +399,7 @@ void gemm(const GemmProblem<T>& problem) {
   const BlockSizes bs = skinny ? skinny_block_sizes(uk.mr, uk.nr, sizeof(acc_t), N, K)
                                : block_sizes(uk.mr, uk.nr, sizeof(acc_t), K, in_place);
   const bool pack_b_in_kernel = !skinny && std::is_same_v<T, acc_t> && problem.b.layout.cs == 1 && uk.run_packing_b;
-  Plan<T> plan{problem, uk, pack, type_kernels.round, dot, k_per_step, skinny, pack_b_in_kernel, bs, nullptr, nullptr, nullptr};
+  Plan<T> plan{problem, uk, pack, type_kernels.round, dot, rowstream, k_per_step, skinny, pack_b_in_kernel, bs, nullptr, nullptr, nullptr};
 
   if (problem.bias) {
     if constexpr (std::is_same_v<T, acc_t>) {
@@ -425,11 +425,8 @@ void gemm(const GemmProblem<T>& problem) {
   // Fewest rows with row-major B (the input grad at decode batch sizes). At 5-8 rows this measured
   // 10-45% faster than the packed loops even for a B that stays in cache (512²-2048²); at 9-16
   // rows only a B that streams from memory gains (16 × 4096²: 27% faster than the skinny loops),
-  // the packed loops reusing a smaller one from L3 (16 × 1024²: 10% faster packed). The bfloat16
-  // pair kernels' packed loops, at twice the float32 rate, take a cached B from 4 rows on: row
-  // streaming (float32 FMAs) ran 0.5-0.8x as fast at 5-8 rows × 1024-4096 × 256-2048 (Zen 4).
-  const int64_t rowstream_max_rows = k_per_step == 2 ? kRowStreamMaxRowsBesidePairs : kRowStreamMaxRows;
-  const bool rowstream_rows = M <= rowstream_max_rows || skinny;
+  // the packed loops reusing a smaller one from L3 (16 × 1024²: 10% faster packed).
+  const bool rowstream_rows = M <= kRowStreamMaxRows || skinny;
   if (rowstream_rows && !problem.row_sums && N > 0 && problem.b.layout.cs == 1) {
     run_rowstream(plan);
     return;

@@ -225,10 +225,13 @@ struct IsaKernels {
 // micro-kernel's k-steps, and the slivers' depth, in pairs.
 // `dot` is the skinny forward's dot kernel on the same instruction: rows of X and W, contiguous
 // along k, are read as pairs where they lie; dot_min_depth goes with these packed loops.
+// `rowstream` interleaves pairs of B's rows in registers (outputs of at most 64 columns, the narrow
+// ones of rowstream_simd.h, stay on the float32 kernel).
 struct Bf16PairKernels {
   MicroKernel<float> uk;
   PackFn<c10::BFloat16, float> pack;
   DotKernelFn<c10::BFloat16, float> dot;
+  RowStreamFn<c10::BFloat16, float> rowstream;
   DotMinDepth dot_min_depth;
 };
 
