@@ -1,14 +1,24 @@
 // What the AVX-512 kernel files share (isa_avx512.cpp, isa_avx512_bf16.cpp): included after their
-// target pragma, so that these inline functions are compiled for AVX-512.
+// target pragma, so that these functions are compiled for AVX-512. They sit in an unnamed namespace:
+// each file keeps its own copy, compiled for its own target (one inline copy, linked into both,
+// could carry the other file's instructions).
 #pragma once
 
 #include <immintrin.h>
 
 #include "cpu/kernels/kernels.h"
 
+// GCC 12 reports its own intrinsics built on _mm512_undefined_* (_mm512_reduce_add_*, the shuffles
+// of hsums_f32, and _mm512_cvtepu16_epi32 and _mm512_slli_epi32 where inlined into some loops) as
+// uninitialized. For the rest of each including file, which goes on to compile its kernels.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
 namespace linear_ext::cpu {
+namespace {
 
 inline __mmask16 first_lanes(int count) { return static_cast<__mmask16>((1u << count) - 1); }
+inline __mmask32 first_lanes32(int count) { return static_cast<__mmask32>((1u << count) - 1); }  // count < 32
 
 // The streaming kernels prefetch into L2, further ahead than the L1 tuning, and the row streaming
 // sweeps 8 rows of B for one or two rows of A. Measured on Zen 4 (1 thread, 4096², one process
@@ -43,4 +53,5 @@ __m512 hsums_f32(const __m512* a) {
   return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), sums);
 }
 
+}  // namespace
 }  // namespace linear_ext::cpu

@@ -25,10 +25,6 @@
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma,f16c")
-// GCC 12 reports its own intrinsics built on _mm512_undefined_* (_mm512_reduce_add_*, and
-// _mm512_cvtepu16_epi32 and _mm512_slli_epi32 where inlined into some loops) as uninitialized.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include "cpu/kernels/avx512_common.h"
 
@@ -72,8 +68,8 @@ struct F64 {
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_pd(a, b, c); }
   static Reg add(Reg a, Reg b) { return _mm512_add_pd(a, b); }
   static T hsum(Reg r) { return _mm512_reduce_add_pd(r); }
-  // Lane j: the sum of a[j]'s lanes, for j < N ≤ 8: as hsums_f32 (avx512_common.h), with one pairwise step; lane
-  // 2q + t then holds a[4t + q]'s sum.
+  // Lane j: the sum of a[j]'s lanes, for j < N ≤ 8: as hsums_f32 (avx512_common.h), with one
+  // pairwise step; lane 2q + t then holds a[4t + q]'s sum.
   template <int N>
   static Reg hsums(const Reg* a) {
     const auto at = [&](int j) { return j < N ? a[j] : _mm512_setzero_pd(); };

@@ -56,7 +56,7 @@ struct Bf16Pairs {
   static constexpr StreamTuning stream = kAvx512StreamTuning;
   static Reg load_from(const c10::BFloat16* p) { return _mm512_loadu_ps(reinterpret_cast<const float*>(p)); }
   static Reg load_from_partial(const c10::BFloat16* p, int count) {
-    return _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(static_cast<__mmask32>((uint64_t{1} << count) - 1), p));
+    return _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(first_lanes32(count), p));
   }
   static T hsum(Reg r) { return _mm512_reduce_add_ps(r); }
   template <int N>
@@ -165,7 +165,7 @@ namespace {
 // 16 values of B's row p (columns j..j+15) and of row p + 1, interleaved into 16 pairs, the odd
 // row's values zero past k (odd k) and both past n (count < 16 columns).
 __m512 pair_of_rows(const c10::BFloat16* row, int64_t ldb, bool has_odd, int count) {
-  const __mmask32 lanes = static_cast<__mmask32>((1u << count) - 1);
+  const __mmask32 lanes = first_lanes32(count);
   const __m512i even = _mm512_maskz_loadu_epi16(lanes, row);
   const __m512i odd = has_odd ? _mm512_maskz_loadu_epi16(lanes, row + ldb) : _mm512_setzero_si512();
   // Lane 2j ← even[j], lane 2j + 1 ← odd[j] (indices from 32 pick the second operand).
@@ -186,8 +186,9 @@ void pair_sweep(int rows, int64_t n, int64_t k_left, const c10::BFloat16* a, int
   for (int q = 0; q < PAIRS; ++q)
 #pragma GCC unroll 8
     for (int i = 0; i < BLOCK; ++i) {
-      const bool in = i < rows && 2 * q < k_left, odd = i < rows && 2 * q + 1 < k_left;
-      const uint32_t word = (in ? a[i * a_rs + 2 * q * a_cs].x : 0u) | (odd ? uint32_t{a[i * a_rs + (2 * q + 1) * a_cs].x} << 16 : 0u);
+      const c10::BFloat16* ap = a + i * a_rs + 2 * q * a_cs;
+      const bool even = i < rows && 2 * q < k_left, odd = i < rows && 2 * q + 1 < k_left;
+      const uint32_t word = (even ? ap->x : 0u) | (odd ? uint32_t{ap[a_cs].x} << 16 : 0u);
       ai[q][i] = _mm512_castsi512_ps(_mm512_set1_epi32(static_cast<int>(word)));
     }
   RowGroups<float, BLOCK> acc_rows(acc, acc_ld);
@@ -217,7 +218,7 @@ void pair_sweep(int rows, int64_t n, int64_t k_left, const c10::BFloat16* a, int
 }
 
 // RowStreamFn on pairs: B's rows two at a time, interleaved in registers (pair_of_rows), in sweeps
-// of PAIRS pairs as rowstream_sweeps; rows of A in equal blocks of up to 8. Outputs of up to
+// of kPairs pairs as rowstream_sweeps; rows of A in equal blocks of up to 8. Outputs of up to
 // kNarrowMaxVectors vectors keep the float32 kernel, whose sums stay in registers.
 void rowstream_pairs(int64_t m, int64_t n, int64_t k, const c10::BFloat16* a, int64_t a_rs, int64_t a_cs,
                      const c10::BFloat16* b, int64_t ldb, const float* bias, c10::BFloat16* y, int64_t ldy, float* acc) {
@@ -228,19 +229,15 @@ void rowstream_pairs(int64_t m, int64_t n, int64_t k, const c10::BFloat16* a, in
   constexpr int kBlock = 8, kPairs = 2;
   const int rows = static_cast<int>(m);
   const int64_t acc_ld = rowstream_acc_stride<float>(n);
-  for (int i = 0; i < rows; ++i)
-    for (int64_t j = 0; j < acc_ld; ++j) acc[i * acc_ld + j] = 0.0f;
-  const int blocks = (rows + kBlock - 1) / kBlock;
-  const int block_rows = (rows + blocks - 1) / blocks;
+  zero_rowstream_acc<Bf16Pairs>(rows, acc, acc_ld);
+  const int block_rows = equal_block_rows<Bf16Pairs>(rows, kBlock);
   for (int64_t p = 0; p < k; p += 2 * kPairs) {
     pair_sweep<kBlock, kPairs, true>(block_rows, n, k - p, a + p * a_cs, a_rs, a_cs, b + p * ldb, ldb, acc, acc_ld);
     for (int i0 = block_rows; i0 < rows; i0 += block_rows)
       pair_sweep<kBlock, kPairs, false>(std::min(block_rows, rows - i0), n, k - p, a + i0 * a_rs + p * a_cs, a_rs, a_cs,
                                         b + p * ldb, ldb, acc + i0 * acc_ld, acc_ld);
   }
-  for (int i = 0; i < rows; ++i)
-    for (int64_t j = 0; j < n; ++j)
-      y[i * ldy + j] = static_cast<c10::BFloat16>(bias ? acc[i * acc_ld + j] + bias[j] : acc[i * acc_ld + j]);
+  store_rowstream_acc<Bf16Pairs>(rows, n, acc, acc_ld, bias, y, ldy);
 }
 
 }  // namespace

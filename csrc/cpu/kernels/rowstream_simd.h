@@ -125,20 +125,40 @@ void rowstream_narrow(int64_t n, int64_t k, const Src* a, int64_t a_rs, int64_t 
     }
 }
 
+// The helpers below take V only so that each ISA's file compiles its own copy (an inline function
+// shared by files with different target pragmas could be linked from the wrong one).
+
+// acc's rows set to zero, the padding past n too: a last partial vector sums into it, and stale
+// scratch there could be subnormal, which slows every FMA that touches it.
+template <typename V>
+void zero_rowstream_acc(int rows, typename V::T* acc, int64_t acc_ld) {
+  for (int i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < acc_ld; ++j) acc[i * acc_ld + j] = typename V::T(0);
+}
+
+// Rows per block when `rows` are cut into equal blocks of at most `block`.
+template <typename V>
+int equal_block_rows(int rows, int block) {
+  const int blocks = (rows + block - 1) / block;
+  return (rows + blocks - 1) / blocks;
+}
+
+// y[i·ldy + j] = acc[i·acc_ld + j] (+ bias[j]), rounded to Src, for i < rows, j < n.
+template <typename V, typename Src>
+void store_rowstream_acc(int rows, int64_t n, const typename V::T* acc, int64_t acc_ld, const typename V::T* bias,
+                         Src* y, int64_t ldy) {
+  for (int i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < n; ++j) y[i * ldy + j] = static_cast<Src>(bias ? acc[i * acc_ld + j] + bias[j] : acc[i * acc_ld + j]);
+}
+
 // All rows in blocks of up to BLOCK, each group of RB rows of B swept once per block. RB rows of B
 // per group: RB concurrent streams for the prefetchers, and acc is loaded and stored once per RB
 // rows. The FMAs still run in p order, so the result does not depend on RB.
 template <typename V, typename Src, int BLOCK, int RB>
 void rowstream_sweeps(int rows, int64_t n, int64_t k, const Src* a, int64_t a_rs, int64_t a_cs, const Src* b,
                       int64_t ldb, typename V::T* acc, int64_t acc_ld) {
-  using T = typename V::T;
-  // The padding past n too: a last partial vector sums into it, and stale scratch there could be
-  // subnormal, which slows every FMA that touches it.
-  for (int i = 0; i < rows; ++i)
-    for (int64_t j = 0; j < acc_ld; ++j) acc[i * acc_ld + j] = T(0);
-
-  const int blocks = (rows + BLOCK - 1) / BLOCK;
-  const int block_rows = (rows + blocks - 1) / blocks;
+  zero_rowstream_acc<V>(rows, acc, acc_ld);
+  const int block_rows = equal_block_rows<V>(rows, BLOCK);
   int64_t p = 0;
   for (; p + RB <= k; p += RB) {
     rowstream_sweep<V, Src, BLOCK, RB, true>(block_rows, n, a + p * a_cs, a_rs, a_cs, b + p * ldb, ldb, acc, acc_ld);
@@ -176,8 +196,7 @@ void simd_rowstream_kernel(int64_t m, int64_t n, int64_t k, const Src* a, int64_
   } else {
     rowstream_sweeps<V, Src, BLOCK, 4>(rows, n, k, a, a_rs, a_cs, b, ldb, acc, acc_ld);
   }
-  for (int i = 0; i < rows; ++i)
-    for (int64_t j = 0; j < n; ++j) y[i * ldy + j] = static_cast<Src>(bias ? acc[i * acc_ld + j] + bias[j] : acc[i * acc_ld + j]);
+  store_rowstream_acc<V>(rows, n, acc, acc_ld, bias, y, ldy);
 }
 
 }  // namespace linear_ext::cpu
