@@ -268,7 +268,7 @@ void run_dot(const Plan<T>& plan) {
   const auto dot = plan.dot;
   const int64_t kc = dot_kc(sizeof(T));
   parallel_over_columns(pr.m(), pr.n(), pr.k(), 64, [&](int64_t j0, int64_t j1) {
-    dot(pr.m(), j1 - j0, pr.k(), kc, pr.a.base, pr.a.layout.rs, pr.b.base + j0 * pr.b.layout.cs, pr.b.layout.cs,
+    dot(pr.m(), j1 - j0, pr.k(), kc, plan.skinny, pr.a.base, pr.a.layout.rs, pr.b.base + j0 * pr.b.layout.cs, pr.b.layout.cs,
         plan.bias ? plan.bias + j0 : nullptr, pr.c + j0, pr.ldc);
   });
 }

@@ -24,6 +24,19 @@ namespace linear_ext::cpu {
 // of W (six measured faster than three and than eight at batch 1).
 constexpr int dot_nb_for_rows(int budget, int rows) { return std::min(6, budget / rows); }
 
+// Rows of W per block where W streams from memory in rows of at least the prefetch distance, for
+// 4-6 rows of X of a 32- or 64-bit dtype: 3 where the budget allows more. Six rows of W left the
+// stream at 20-23 GB/s, three reach 27-32 (float32 4 / 5 / 6 × 4096² 1.33 / 1.41 / 1.15x as fast,
+// float64 1.16 / 1.45 / 1.21x; 1.08-1.26x on 2 threads; Zen 4, one process alternating both). Six
+// stay faster for a W in L3 (0.74-0.84x with three), for shorter rows of W (5-6 rows × 2 KiB rows:
+// 0.81-0.91x), at 1-3 rows of X, and for 16-bit dtypes (0.79-0.93x), whose dot kernels convert or
+// pair up their loads.
+template <typename Src>
+constexpr int dot_stream_nb_for_rows(int budget, int rows) {
+  const int nb = dot_nb_for_rows(budget, rows);
+  return rows >= 4 && rows <= 6 && sizeof(Src) >= 4 ? std::min(3, nb) : nb;
+}
+
 // y[j] = (the lanes of acc[j] summed) + bias[j] for j < nb, rounded to Src. Where V reduces a
 // register's worth of accumulators at once (hsums, AVX2 and AVX-512: lane j ← acc[j]'s sum, a few
 // shuffles for all), that replaces a reduction per output, the dot kernels' main cost at small K
@@ -63,8 +76,8 @@ void store_sums(const typename V::Reg (&acc)[NB], int nb, const typename V::T* b
 }
 
 template <typename V, typename Src, int NB, int MB, int SingleRows = MB - 1, int SingleAcc = NB * MB>
-void simd_dot_kernel(int64_t m, int64_t n, int64_t k, int64_t kc, const Src* x, int64_t ldx, const Src* w,
-                     int64_t ldw, const typename V::T* bias, Src* y, int64_t ldy) {
+void simd_dot_kernel(int64_t m, int64_t n, int64_t k, int64_t kc, bool w_streams, const Src* x, int64_t ldx,
+                     const Src* w, int64_t ldw, const typename V::T* bias, Src* y, int64_t ldy) {
   // Up to SingleRows rows of X: one block of just those rows, with as many rows of W as SingleAcc
   // accumulators allow. Repeating the last X row up to MB wastes FMAs, and batch 1-3 is bound by
   // W's stream, which more W rows read in parallel (more streams for the prefetchers) make faster:
@@ -75,8 +88,12 @@ void simd_dot_kernel(int64_t m, int64_t n, int64_t k, int64_t kc, const Src* x, 
   // The bits are the same: each output is still one accumulator's lanes summed in k order.
   if (m <= SingleRows) {
     with_rows<SingleRows + 1>(m, [&]<int R>() {
-      constexpr int kNB = dot_nb_for_rows(SingleAcc, R);
-      simd_dot_kernel<V, Src, kNB, R, 0>(m, n, k, kc, x, ldx, w, ldw, bias, y, ldy);
+      constexpr int kNB = dot_nb_for_rows(SingleAcc, R), kStreamNB = dot_stream_nb_for_rows<Src>(SingleAcc, R);
+      const bool long_rows = k * static_cast<int64_t>(sizeof(Src)) >= V::stream.dot_prefetch_bytes;
+      if (kStreamNB != kNB && w_streams && long_rows)
+        simd_dot_kernel<V, Src, kStreamNB, R, 0>(m, n, k, kc, w_streams, x, ldx, w, ldw, bias, y, ldy);
+      else
+        simd_dot_kernel<V, Src, kNB, R, 0>(m, n, k, kc, w_streams, x, ldx, w, ldw, bias, y, ldy);
     });
     return;
   }

@@ -105,10 +105,11 @@ using PackFn = void (*)(const T* src, int64_t vs, int64_t ks, int64_t width, int
 // summed in acc_t (vector lanes, then lanes added in a fixed order) and rounded to T once. With
 // several blocks of X rows (up to kDotChunkedMaxRows rows), k is walked in chunks of about kc
 // (block_sizes.h: dot_kc), deep enough to amortise the parked accumulators, shallow enough for a
-// block of W rows to stay in L1; the bits do not depend on kc.
+// block of W rows to stay in L1; the bits do not depend on kc. w_streams: W is too large for L3
+// (block_sizes.h: streams_b) and is read from memory once, which favours fewer rows of W per block.
 template <typename T, typename acc_t>
-using DotKernelFn = void (*)(int64_t m, int64_t n, int64_t k, int64_t kc, const T* x, int64_t ldx, const T* w,
-                             int64_t ldw, const acc_t* bias, T* y, int64_t ldy);
+using DotKernelFn = void (*)(int64_t m, int64_t n, int64_t k, int64_t kc, bool w_streams, const T* x, int64_t ldx,
+                             const T* w, int64_t ldw, const acc_t* bias, T* y, int64_t ldy);
 constexpr int64_t kDotChunkedMaxRows = 16;
 
 // Where the skinny forward runs the dot kernels rather than the packed loops (gemm.cpp): at m rows
