@@ -79,6 +79,9 @@ class Row:
     pct_peak: float | None  # our GFLOP/s as % of the measured FMA peak (CPU float32/float64)
     reps: int
     ours_gbs: float | None = None  # GEMM ops: operand + output bytes / our time (memory-bound shapes)
+    # ours_gbs as % of the measured memory read bandwidth, where a W that dwarfs the other operands
+    # is read (forward, input grad) at batch ≤ 16: the memory-bound target
+    pct_bw: float | None = None
 
 
 def flops(op, M, N, K):
@@ -175,7 +178,7 @@ def assert_agree(a, b, dtype):
             raise AssertionError(f"ours and torch disagree: max error {err:.3g} vs scale {scale:.3g}")
 
 
-def run_suite(cases, dtypes, threads_list, device, budget_s, peaks):
+def run_suite(cases, dtypes, threads_list, device, budget_s, peaks, read_gbs=None):
     rows = []
     timer = Timer(device)
     for threads in threads_list:
@@ -198,19 +201,22 @@ def run_suite(cases, dtypes, threads_list, device, budget_s, peaks):
                           100 * fl / t_ours / 1e9 / peak if peak else None, len(times_ours))
                 if op in ("forward", "backward_input", "backward_weight"):
                     row.ours_gbs = (M * K + N * K + M * N) * dtype.itemsize / t_ours / 1e9
+                    if read_gbs and op != "backward_weight" and M <= 16:
+                        row.pct_bw = 100 * row.ours_gbs / read_gbs[threads]
                 rows.append(row)
                 print(format_row(row), flush=True)
     return rows
 
 
 HEADER = (f"{'op':<16}{'M':>6}{'N':>7}{'K':>7} {'dtype':<9}{'thr':>4}{'ours ms':>10}{'torch ms':>10}"
-          f"{'ours GF/s':>11}{'torch GF/s':>11}{'ratio':>9}{'paired':>9}{'%peak':>7}")
+          f"{'ours GF/s':>11}{'torch GF/s':>11}{'ratio':>9}{'paired':>9}{'%peak':>7}{'%bw':>7}")
 
 
 def format_row(r):
     pct = f"{r.pct_peak:6.1f}%" if r.pct_peak is not None else "      -"
+    bw = f"{r.pct_bw:6.1f}%" if r.pct_bw is not None else "      -"
     return (f"{r.op:<16}{r.M:>6}{r.N:>7}{r.K:>7} {r.dtype:<9}{r.threads:>4}{r.ours_ms:>10.3f}{r.torch_ms:>10.3f}"
-            f"{r.ours_gflops:>11.1f}{r.torch_gflops:>11.1f}{r.ratio:>8.2f}x{r.paired:>8.2f}x{pct}")
+            f"{r.ours_gflops:>11.1f}{r.torch_gflops:>11.1f}{r.ratio:>8.2f}x{r.paired:>8.2f}x{pct}{bw}")
 
 
 def plot(rows, path):
@@ -272,7 +278,8 @@ def main(argv=None):
         print(f"measured memory read bandwidth: {gbs:.1f} GB/s on {threads} thread(s)")
 
     print(HEADER)
-    rows = run_suite(cases, args.dtypes.split(","), threads_list, device, args.budget, peaks.get("fma_gflops"))
+    rows = run_suite(cases, args.dtypes.split(","), threads_list, device, args.budget, peaks.get("fma_gflops"),
+                     peaks.get("read_gbs"))
     ratios = [r.ratio for r in rows]
     print(f"\n{len(rows)} rows; ratio vs torch (>1 = faster): median {statistics.median(ratios):.2f}x, "
           f"min {min(ratios):.2f}x, max {max(ratios):.2f}x")
