@@ -184,6 +184,25 @@ def test_forward_skinny_k_chunks(M, K, layout, dtype):
                   as_layout(rand(37, K, dtype=dtype, device="cpu"), layout), rand(37, dtype=dtype, device="cpu"))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N", [1, 15, 16, 17, 100])
+@pytest.mark.parametrize("K", [2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65])
+@pytest.mark.parametrize("layout", ["contiguous", "offset", "column slice"])
+def test_forward_one_row_against_short_weight_rows(N, K, layout, dtype):
+    """One row of X against rows of W of one or two register loads (a register holds 8 float64, 16
+    float32 or 32 bfloat16 values with AVX-512, 8 float32 with AVX2): the dot kernels' short rows,
+    the last load masked, a register of rows summed at once. N = 17 and 100 end in a partial block;
+    K = 9, 17, 33 and 65 are one value past one or two registers; W also as the first K columns of a
+    wider matrix (rows further apart than K). With and without a bias."""
+    x = as_layout(rand(1, K, dtype=dtype, device="cpu"), "offset" if layout == "offset" else "contiguous")
+    if layout == "column slice":
+        w = rand(N, K + 3, dtype=dtype, device="cpu")[:, :K]
+    else:
+        w = as_layout(rand(N, K, dtype=dtype, device="cpu"), layout)
+    check_forward(x, w, rand(N, dtype=dtype, device="cpu"))
+    check_forward(x, w, None)
+
+
 def l3_cache_bytes():
     try:
         size = open("/sys/devices/system/cpu/cpu0/cache/index3/size").read().strip()

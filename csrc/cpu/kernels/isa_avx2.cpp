@@ -110,6 +110,16 @@ struct F64 {
   }
 };
 
+// The Zen 3 crossovers (kernels.h), but one row of float32 takes the dot kernels from K = 2: rows of
+// W of up to two registers have their own loop (dot_short_rows in dot_simd.h), 1.7-2.9x as fast as
+// the packed loops at batch 1 × 4096 outputs × K = 2-8 (AVX2 kernels on Zen 4). float64 keeps the
+// Zen 3 table: not measured against its packed loops.
+constexpr DotMinDepth kF32DotMinDepth = [] {
+  DotMinDepth d = kDotMinDepthZen3;
+  d.min_k[1] = 1;
+  return d;
+}();
+
 }  // namespace linear_ext::cpu::avx2
 
 #include "cpu/kernels/dot_simd.h"
@@ -134,7 +144,7 @@ const IsaKernels kAvx2Kernels = {
      &simd_microkernel_row_major_a_packing_b<avx2::F64, 6, 2, 4>,
      {&simd_microkernel_few_rows<avx2::F64, 2, 6, 2>, &simd_microkernel_few_rows<avx2::F64, 4, 6, 2>, nullptr},
      {&simd_microkernel_row_major_a<avx2::F64, 2, 2>, &simd_microkernel_row_major_a<avx2::F64, 4, 2>, nullptr}},
-    {&pack_avx2_f32, &simd_dot_kernel<avx2::F32, float, 3, 4>, kDotMinDepthZen3, &simd_rowstream_kernel<avx2::F32, float, kRowStreamMaxRows>, nullptr},
+    {&pack_avx2_f32, &simd_dot_kernel<avx2::F32, float, 3, 4>, avx2::kF32DotMinDepth, &simd_rowstream_kernel<avx2::F32, float, kRowStreamMaxRows>, nullptr},
     {&pack_avx2_f64, &simd_dot_kernel<avx2::F64, double, 3, 4>, kDotMinDepthZen3, &simd_rowstream_kernel<avx2::F64, double, kRowStreamMaxRows>, nullptr},
     {&pack_avx2_bf16, &simd_dot_kernel<avx2::F32, c10::BFloat16, 3, 4>, kDotMinDepthZen3, &simd_rowstream_kernel<avx2::F32, c10::BFloat16, kRowStreamMaxRows>, &round_avx2_bf16},
     {&pack_avx2_f16, &simd_dot_kernel<avx2::F32, c10::Half, 3, 4>, kDotMinDepthZen3, &simd_rowstream_kernel<avx2::F32, c10::Half, kRowStreamMaxRows>, &round_avx2_f16},

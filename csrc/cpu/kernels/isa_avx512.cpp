@@ -100,9 +100,11 @@ struct F64 {
 // two paths; float32 gave the same crossovers at 1024 outputs and on 2 threads). The dot block for
 // 7-8 rows has three rows of W (dot_nb_for_rows), and the packed loops an 8-row micro-kernel, so
 // those rows cross deepest. 16-bit values are converted to float by the dot kernels' loads of both
-// operands, by the packed loops once, in packing: their crossovers lie deeper still.
-constexpr DotMinDepth kF32DotMinDepth = {{0, 8, 12, 40, 44, 80, 88, 176, 256, 72, 88, 88, 112, 120, 144, 176, 224}};
-constexpr DotMinDepth kF64DotMinDepth = {{0, 8, 12, 12, 24, 36, 48, 104, 176, 32, 36, 40, 48, 60, 72, 92, 112}};
+// operands, by the packed loops once, in packing: their crossovers lie deeper still. One row of
+// float32 or float64 takes the dot kernels from K = 2: rows of W of up to two registers have their
+// own loop (dot_short_rows in dot_simd.h), faster than the packed loops at any such K.
+constexpr DotMinDepth kF32DotMinDepth = {{0, 1, 12, 40, 44, 80, 88, 176, 256, 72, 88, 88, 112, 120, 144, 176, 224}};
+constexpr DotMinDepth kF64DotMinDepth = {{0, 1, 12, 12, 24, 36, 48, 104, 176, 32, 36, 40, 48, 60, 72, 92, 112}};
 constexpr DotMinDepth kBf16DotMinDepth = {{0, 16, 36, 56, 72, 104, 136, 200, 280, 144, 168, 192, 240, 352, 400, 500, 560}};
 constexpr DotMinDepth kF16DotMinDepth = {{0, 32, 56, 80, 120, 160, 208, 352, 500, 224, 256, 320, 376, 500, 560, 640, 740}};
 
