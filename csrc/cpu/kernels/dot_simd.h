@@ -5,7 +5,8 @@
 // X and W are both contiguous along k: no packing, no transposes. A block of NB rows of W is
 // dotted with MB rows of X at a time, NB·MB vector accumulators along k, reduced across lanes at
 // the end. All row blocks of X run while the NB rows of W are in cache, so W is read from memory
-// once; with several row blocks, k is walked in chunks that keep those rows in L1 (below).
+// once; with several row blocks, k is walked in chunks that keep those rows in L1 (below). One
+// row of X against rows of W no longer than two loads has a loop of its own (dot_short_rows).
 //
 // Beyond ukernel_simd.h's needs, V provides: load_from(const Src*) loading values_per_load<V>()
 // Src values (simd_helpers.h: `width`, one per lane, unless V says otherwise) into a Reg,
@@ -112,6 +113,13 @@ void dot_short_rows(int64_t n, int64_t k, const Src* x, const Src* w, int64_t ld
 template <typename V, typename Src, int NB, int MB, int SingleRows = MB - 1, int SingleAcc = NB * MB>
 void simd_dot_kernel(int64_t m, int64_t n, int64_t k, int64_t kc, bool w_streams, const Src* x, int64_t ldx,
                      const Src* w, int64_t ldw, const typename V::T* bias, Src* y, int64_t ldy) {
+  // One row of X against rows of W of one or two loads, where V loads them masked (float/double,
+  // bfloat16 pairs; other 16-bit values, staged through a buffer, ran at 0.6x) and sums a register
+  // of them at once.
+  if constexpr (requires(const Src* p) { V::template hsums<1>(nullptr); V::load_from_partial(p, 1); }) {
+    if (m == 1 && k <= values_per_load<V>()) return dot_short_rows<V, 1>(n, k, x, w, ldw, bias, y);
+    if (m == 1 && k <= 2 * values_per_load<V>()) return dot_short_rows<V, 2>(n, k, x, w, ldw, bias, y);
+  }
   // Up to SingleRows rows of X: one block of just those rows, with as many rows of W as SingleAcc
   // accumulators allow. Repeating the last X row up to MB wastes FMAs, and batch 1-3 is bound by
   // W's stream, which more W rows read in parallel (more streams for the prefetchers) make faster:
@@ -120,13 +128,6 @@ void simd_dot_kernel(int64_t m, int64_t n, int64_t k, int64_t kc, bool w_streams
   // walk k in chunks and park their sums (below): 4-8 rows × 4096² 1.05-1.3x as fast in float32,
   // float64 and bfloat16 (Zen 4; 6 × 4 accumulators at 4 rows, 3 × 8 at 8).
   // The bits are the same: each output is still one accumulator's lanes summed in k order.
-  // One row of X against rows of W of one or two loads, where V loads them masked (float/double,
-  // bfloat16 pairs; other 16-bit values, staged through a buffer, ran at 0.6x) and sums a register
-  // of them at once.
-  if constexpr (requires(const Src* p) { V::template hsums<1>(nullptr); V::load_from_partial(p, 1); }) {
-    if (m == 1 && k <= values_per_load<V>()) return dot_short_rows<V, 1>(n, k, x, w, ldw, bias, y);
-    if (m == 1 && k <= 2 * values_per_load<V>()) return dot_short_rows<V, 2>(n, k, x, w, ldw, bias, y);
-  }
   if (m <= SingleRows) {
     with_rows<SingleRows + 1>(m, [&]<int R>() {
       constexpr int kNB = dot_nb_for_rows(SingleAcc, R), kStreamNB = dot_stream_nb_for_rows<Src>(SingleAcc, R);
