@@ -263,6 +263,54 @@ def test_backward_input_narrow_output(M, N, layouts, dtype):
     check_backward_input(as_layout(rand(M, K, dtype=dtype, device="cpu"), dy_layout), w)
 
 
+def at_page_offset(t, anchor, offset):
+    """A copy of the 2-D `t` that starts `offset` bytes past `anchor`'s data, mod 4 KiB."""
+    elem = t.element_size()
+    flat = torch.empty(t.numel() + 4096 // elem, dtype=t.dtype)
+    start = (offset - (flat.data_ptr() - anchor.data_ptr())) % 4096 // elem
+    view = flat[start:start + t.numel()].view(t.shape)
+    view.copy_(t)
+    assert (view.data_ptr() - anchor.data_ptr()) % 4096 == offset
+    return view
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("slice_x", [False, True], ids=["rows a page apart", "column slice"])
+@pytest.mark.parametrize("M", [3, 8])
+def test_forward_with_x_at_every_offset_from_w(M, slice_x, dtype):
+    """Rows of X that lie within 768 bytes of W, mod 4 KiB, are copied to scratch half a page from W
+    before the dot kernels run (gemm.cpp: run_dot). X at each 64-byte offset from W in a page, in
+    rows a page apart or as the first K columns of wider rows: against float64, and bit for bit the
+    same at every offset (the copy leaves the sums' order alone)."""
+    K = 4096 // torch.tensor([], dtype=dtype).element_size()
+    w, b = rand(67, K, dtype=dtype, device="cpu"), rand(67, dtype=dtype, device="cpu")
+    x_rows = rand(M, K + 16 if slice_x else K, dtype=dtype, device="cpu")
+    first = None
+    for offset in range(0, 4096, 64):
+        x = at_page_offset(x_rows, w, offset)[:, :K]
+        check_forward(x, w, b)
+        y = ops.linear_forward(x, w, b)
+        first = y if first is None else first
+        assert torch.equal(y, first), f"X {offset} bytes past W (mod 4 KiB)"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M", [3, 8])
+def test_backward_input_with_w_at_every_offset_in_a_page(M, dtype):
+    """The input grad's row-streaming sums go to scratch placed half a page from W's rows (mod 4 KiB,
+    gemm.cpp: run_rowstream), at an offset that depends on where W lies. W at each 64-byte offset
+    in a page, rows a page wide: against float64, and bit for bit the same at every offset."""
+    K = 4096 // torch.tensor([], dtype=dtype).element_size()
+    dy, w_rows = rand(M, 67, dtype=dtype, device="cpu"), rand(67, K, dtype=dtype, device="cpu")
+    first = None
+    for offset in range(0, 4096, 64):
+        w = at_page_offset(w_rows, dy, offset)
+        check_backward_input(dy, w)
+        dx = ops.linear_backward_input(dy, w)
+        first = dx if first is None else first
+        assert torch.equal(dx, first), f"W {offset} bytes past dY (mod 4 KiB)"
+
+
 # --- Determinism -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
