@@ -213,17 +213,23 @@ def l3_cache_bytes():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layout", ["contiguous", "transposed"])
-@pytest.mark.parametrize("M", [5, 8, 12, 16])
+@pytest.mark.parametrize("M", [1, 3, 5, 8, 12, 16])
 def test_backward_input_streams_a_weight_larger_than_l3(M, layout, dtype):
-    """5-16 rows of dY against a W that L3 cannot hold (cpu/gemm.cpp; a W that fits in L3 takes the
+    """1-16 rows of dY against a W that L3 cannot hold (cpu/gemm.cpp; a W that fits in L3 takes the
     packed loops above 8 rows). A row-major W streams through the row-streaming kernel, in blocks
-    of up to 8 rows of dY (5, 8, 6 + 6, 8 + 8); a column-major W in chunks of a few full rows (the
-    skinny loops): row slivers of 6, 6 and 4 rows. Both with a 3-column vector tail and thousands
-    of rows."""
+    of up to 8 rows of dY (1, 3, 5, 8, 6 + 6, 8 + 8); with AVX-512 its sweeps then take 8 rows of W
+    at a time with dY's values as broadcast operands (rowstream_operand_group), where float32 and
+    float64 with W in cache hold them in registers. A column-major W goes in chunks of a few full
+    rows (the skinny loops): row slivers of 6, 6 and 4 rows. Both with a 3-column vector tail and
+    thousands of rows. Up to 8 rows, the row-major result's first 300 columns are also compared bit
+    for bit with those computed from W's first 300 columns alone, which stay in cache: each output
+    sums its products in W's row order either way."""
     n = 1027
     rows = l3_cache_bytes() // (n * torch.finfo(dtype).bits // 8) + 3
-    check_backward_input(rand(M, rows, dtype=dtype, device="cpu"),
-                         as_layout(rand(rows, n, dtype=dtype, device="cpu"), layout))
+    dy, w = rand(M, rows, dtype=dtype, device="cpu"), as_layout(rand(rows, n, dtype=dtype, device="cpu"), layout)
+    check_backward_input(dy, w)
+    if layout == "contiguous" and M <= 8:
+        assert torch.equal(ops.linear_backward_input(dy, w)[:, :300], ops.linear_backward_input(dy, w[:, :300]))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -304,7 +304,7 @@ void run_rowstream(const Plan<T>& plan) {
     // a page, no offset measured more than 10% from the fastest.
     const T* b = pr.b.base + j0 * pr.b.layout.cs;
     acc_t* acc = tls_rowstream_acc.get_half_a_page_from<acc_t>(b, pr.m() * rowstream_acc_stride<acc_t>(j1 - j0));
-    rowstream(pr.m(), j1 - j0, pr.k(), pr.a.base, pr.a.layout.rs, pr.a.layout.cs, b, pr.b.layout.rs,
+    rowstream(pr.m(), j1 - j0, pr.k(), plan.skinny, pr.a.base, pr.a.layout.rs, pr.a.layout.cs, b, pr.b.layout.rs,
               plan.bias ? plan.bias + j0 : nullptr, pr.c + j0, pr.ldc, acc);
   });
 }

@@ -21,14 +21,18 @@ inline __mmask16 first_lanes(int count) { return static_cast<__mmask16>((1u << c
 inline __mmask32 first_lanes32(int count) { return static_cast<__mmask32>((1u << count) - 1); }  // count < 32
 
 // The streaming kernels prefetch into L2, further ahead than the L1 tuning, and the row streaming
-// sweeps 8 rows of B for one or two rows of A. Measured on Zen 4 (1 thread, 4096², one process
-// alternating with the L1 tuning of 512 bytes into L1 and 4 rows of B): input grad 1.2-1.35x as
-// fast at batch 1-2 and 1.12-1.2x at 3-16; forward 1.2-1.38x at batch 1-3, 1.1x at 4 and 1.2x at
-// 8-16. The forward wants 4096 bytes ahead (1.2x at 8-16 rows, against 1.02-1.04x with 2048: its
-// first row block streams W only part of the time), the row streaming 2048 (1.28x at batch 1,
-// against 1.20x with 4096; even at 3-16 rows). Eight rows of B at 3-8 rows of A, whose broadcasts
-// then spill, measured 0.6-0.95x.
-constexpr StreamTuning kAvx512StreamTuning = {2, 4096, 2048, 8};
+// sweeps 8 rows of B at a time: for one or two rows of A, and at any rows with broadcast operands.
+// Measured on Zen 4 (1 thread, 4096², one process alternating with the L1 tuning of 512 bytes into
+// L1 and 4 rows of B): input grad 1.2-1.35x as fast at batch 1-2 and 1.12-1.2x at 3-16; forward
+// 1.2-1.38x at batch 1-3, 1.1x at 4 and 1.2x at 8-16. The forward wants 4096 bytes ahead (1.2x at
+// 8-16 rows, against 1.02-1.04x with 2048: its first row block streams W only part of the time),
+// the row streaming 2048 (1.28x at batch 1, against 1.20x with 4096; even at 3-16 rows).
+// Broadcast operands with 8 rows of B, against A's values in registers beside 4 (8 spilled them:
+// 0.46-0.91x), one process alternating both: with B streaming from memory, float32 1.12-1.56x as
+// fast at 3-16 rows on 1 thread and 1.09-1.25x on 2, float64 1.09-1.37x at 4-8 rows, 1-2 rows
+// even; float16, and bfloat16 through float32, 1.13-1.54x at 1-8 rows, in cache too. float32 and
+// float64 with B in cache (512²-1024²) keep registers: 0.83-0.95x there. 16 rows of B: 0.89-1.04x.
+constexpr StreamTuning kAvx512StreamTuning = {2, 4096, 2048, 8, 8};
 
 // Lane j: the sum of a[j]'s float lanes, for j < N ≤ 16. A transpose-and-add tree: the 256-bit
 // halves of two registers added (s: two registers' 8 partial sums each), then the 128-bit quarters

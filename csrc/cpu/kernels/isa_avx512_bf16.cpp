@@ -220,10 +220,11 @@ void pair_sweep(int rows, int64_t n, int64_t k_left, const c10::BFloat16* a, int
 // RowStreamFn on pairs: B's rows two at a time, interleaved in registers (pair_of_rows), in sweeps
 // of kPairs pairs as rowstream_sweeps; rows of A in equal blocks of up to 8. Outputs of up to
 // kNarrowMaxVectors vectors keep the float32 kernel, whose sums stay in registers.
-void rowstream_pairs(int64_t m, int64_t n, int64_t k, const c10::BFloat16* a, int64_t a_rs, int64_t a_cs,
-                     const c10::BFloat16* b, int64_t ldb, const float* bias, c10::BFloat16* y, int64_t ldy, float* acc) {
+void rowstream_pairs(int64_t m, int64_t n, int64_t k, bool b_streams, const c10::BFloat16* a, int64_t a_rs,
+                     int64_t a_cs, const c10::BFloat16* b, int64_t ldb, const float* bias, c10::BFloat16* y, int64_t ldy,
+                     float* acc) {
   if (n <= kNarrowMaxVectors * 16) {
-    kAvx512Kernels.for_bf16.rowstream(m, n, k, a, a_rs, a_cs, b, ldb, bias, y, ldy, acc);
+    kAvx512Kernels.for_bf16.rowstream(m, n, k, b_streams, a, a_rs, a_cs, b, ldb, bias, y, ldy, acc);
     return;
   }
   constexpr int kBlock = 8, kPairs = 2;

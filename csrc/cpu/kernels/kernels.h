@@ -140,9 +140,10 @@ constexpr DotMinDepth kDotMinDepthZen3 = dot_min_depth_per_row(8);
 // sums (added in a fixed order; the order depends on m and n only). Rows of A are taken in blocks
 // of up to kRowStreamMaxRows, each loading a B vector once; gemm.cpp runs it for up to that many
 // rows, and for up to kSkinnyRows when B streams from memory.
+// b_streams: B is too large for L3 (block_sizes.h: streams_b) and is read from memory once.
 template <typename T, typename acc_t>
-using RowStreamFn = void (*)(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_rs, int64_t a_cs, const T* b,
-                             int64_t ldb, const acc_t* bias, T* y, int64_t ldy, acc_t* acc);
+using RowStreamFn = void (*)(int64_t m, int64_t n, int64_t k, bool b_streams, const T* a, int64_t a_rs, int64_t a_cs,
+                             const T* b, int64_t ldb, const acc_t* bias, T* y, int64_t ldy, acc_t* acc);
 constexpr int64_t kRowStreamMaxRows = 8;
 
 // The row stride of RowStreamFn's acc: one cache line past n, so that the rows of a page-multiple
@@ -165,11 +166,16 @@ struct StreamTuning {
   // Rows of B per sweep when A has one or two rows (more rows' broadcasts fill the registers with
   // four): more concurrent streams for the memory system to overlap.
   int rowstream_few_rows_group;
+  // Rows of B per sweep, at any rows of A, where the FMAs take A's values as broadcast memory
+  // operands (rowstream_sweep), for a B that streams from memory or 16-bit values; 0 where the ISA
+  // has no such operand.
+  int rowstream_operand_group;
 };
 
 // Zen 3 (the AVX2 kernels), and the default: into L1, 256-512 bytes ahead measured 5-10% faster
-// than 1024 for the batch-1 forward and input grad (4096²), and 2048 slower still.
-constexpr StreamTuning kL1StreamTuning = {3, 512, 512, 4};
+// than 1024 for the batch-1 forward and input grad (4096²), and 2048 slower still. AVX2 has no
+// broadcast operand: separate broadcast loads measured 0.82-0.98x at 3-8 rows (Zen 4).
+constexpr StreamTuning kL1StreamTuning = {3, 512, 512, 4, 0};
 
 // dst[i] = src[i] rounded to T (to nearest, ties to even, as c10's conversions: NaN stays NaN,
 // subnormals and overflow to ±Inf as IEEE), for i < n: a 16-bit GEMM's float sums to its output.

@@ -5,8 +5,8 @@
 // per row of A and B dwarfs everything else, so B must stream through memory exactly once, in
 // address order. The output rows accumulate in an acc_t buffer (L1/L2) while B's rows pass by:
 // acc[i][:] += A[i][p] · B[p][:], each B vector loaded once for a block of up to BLOCK rows of A
-// (their broadcasts fill the registers). More rows than BLOCK are split into equal blocks, which
-// sweep each group of B rows in turn: from memory for the first block, from L2 for the others.
+// (and a group of rows of B: rowstream_sweep). More rows than BLOCK are split into equal blocks,
+// which sweep each group of B rows in turn: from memory for the first block, from L2 for the others.
 // Narrow outputs (a few vectors per row) keep their sums in registers instead (rowstream_narrow).
 // Beyond ukernel_simd.h's needs, V provides load_from (as for dot_simd.h) and stream (a StreamTuning:
 // kernels.h).
@@ -21,23 +21,38 @@
 namespace linear_ext::cpu {
 
 // acc[i·acc_ld + j] += Σ_{q<RB} a[i·a_rs + q·a_cs] · b[q·ldb + j] for i < rows ≤ BLOCK, j < n:
-// one group of RB rows of B (fewer for the last k % RB rows), each B vector loaded once.
+// one group of RB rows of B (fewer for the last k % RB rows), each B vector loaded once. A's
+// RB·BLOCK values are broadcast once into registers, or with Operands kept in a small table that
+// every FMA reads as its broadcast memory operand (AVX-512): more rows of B than registers hold.
 // Prefetch: B is read for the first time, from memory (V::stream). Within the prefetch distance of
 // a row's end, the same row of the next group (RB rows further on) is fetched instead, whose start
 // would otherwise be read before any fetch reached it: 1-16 rows × 4096² 2-7% faster (Zen 4, one
 // process alternating both). The offset is chosen inside the one loop: the loop split in two at
 // that column (its body inlined twice) ran 8-25% slower at 8-16 rows.
-template <typename V, typename Src, int BLOCK, int RB, bool Prefetch>
+template <typename V, typename Src, int BLOCK, int RB, bool Operands, bool Prefetch>
 [[gnu::always_inline]] inline void rowstream_sweep(int rows, int64_t n, const Src* a, int64_t a_rs, int64_t a_cs,
                                                    const Src* b, int64_t ldb, typename V::T* acc, int64_t acc_ld) {
   using T = typename V::T;
   using Reg = typename V::Reg;
   constexpr int W = V::width;
-  Reg ai[RB][BLOCK];
-#pragma GCC unroll 4
+  T a_table[Operands ? RB * BLOCK : 1];  // [q·BLOCK + i]
+  Reg ai[Operands ? 1 : RB][BLOCK];
+#pragma GCC unroll 8
   for (int q = 0; q < RB; ++q)
 #pragma GCC unroll 8
-    for (int i = 0; i < BLOCK; ++i) ai[q][i] = V::broadcast(i < rows ? static_cast<T>(a[i * a_rs + q * a_cs]) : T(0));
+    for (int i = 0; i < BLOCK; ++i) {
+      const T value = i < rows ? static_cast<T>(a[i * a_rs + q * a_cs]) : T(0);
+      if constexpr (Operands) a_table[q * BLOCK + i] = value;
+      else ai[q][i] = V::broadcast(value);
+    }
+  const T* table = a_table;
+  const auto a_value = [&](int q, int i) [[gnu::always_inline]] {
+    if constexpr (Operands) {
+      return V::broadcast(table[q * BLOCK + i]);
+    } else {
+      return ai[q][i];
+    }
+  };
   RowGroups<T, BLOCK> acc_rows(acc, acc_ld);  // at the current column
   constexpr int64_t kAhead = V::stream.rowstream_prefetch_bytes / sizeof(Src);
   const int64_t wrap_from = n - kAhead;  // the first column whose prefetch wraps
@@ -50,21 +65,24 @@ template <typename V, typename Src, int BLOCK, int RB, bool Prefetch>
     Reg bv[RB];
     if (j + W <= n) {
       const int64_t ahead = j >= wrap_from ? wrapped : kAhead;
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int q = 0; q < RB; ++q) {
         if constexpr (Prefetch) __builtin_prefetch(b + q * ldb + j + ahead, 0, V::stream.locality);
         bv[q] = V::load_from(b + q * ldb + j);
       }
     } else {
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int q = 0; q < RB; ++q) bv[q] = load_tail<V>(b + q * ldb + j, static_cast<int>(n - j));
     }
+    // An opaque table pointer in every step keeps GCC from hoisting the table's broadcasts out of
+    // the loop into registers, which it would then spill.
+    if constexpr (Operands) asm("" : "+r"(table));
 #pragma GCC unroll 8
     for (int i = 0; i < BLOCK; ++i) {
       if (i >= rows) continue;
       Reg r = V::loadu(acc_rows.row(i));
-#pragma GCC unroll 4
-      for (int q = 0; q < RB; ++q) r = V::fma(ai[q][i], bv[q], r);
+#pragma GCC unroll 8
+      for (int q = 0; q < RB; ++q) r = V::fma(a_value(q, i), bv[q], r);
       V::storeu(acc_rows.row(i), r);
     }
     acc_rows.advance(W);
@@ -154,34 +172,39 @@ void store_rowstream_acc(int rows, int64_t n, const typename V::T* acc, int64_t 
 // All rows in blocks of up to BLOCK, each group of RB rows of B swept once per block. RB rows of B
 // per group: RB concurrent streams for the prefetchers, and acc is loaded and stored once per RB
 // rows. The FMAs still run in p order, so the result does not depend on RB.
-template <typename V, typename Src, int BLOCK, int RB>
+template <typename V, typename Src, int BLOCK, int RB, bool Operands>
 void rowstream_sweeps(int rows, int64_t n, int64_t k, const Src* a, int64_t a_rs, int64_t a_cs, const Src* b,
                       int64_t ldb, typename V::T* acc, int64_t acc_ld) {
   zero_rowstream_acc<V>(rows, acc, acc_ld);
   const int block_rows = equal_block_rows<V>(rows, BLOCK);
   int64_t p = 0;
   for (; p + RB <= k; p += RB) {
-    rowstream_sweep<V, Src, BLOCK, RB, true>(block_rows, n, a + p * a_cs, a_rs, a_cs, b + p * ldb, ldb, acc, acc_ld);
+    rowstream_sweep<V, Src, BLOCK, RB, Operands, true>(block_rows, n, a + p * a_cs, a_rs, a_cs, b + p * ldb, ldb, acc,
+                                                       acc_ld);
     for (int i0 = block_rows; i0 < rows; i0 += block_rows)
-      rowstream_sweep<V, Src, BLOCK, RB, false>(std::min(block_rows, rows - i0), n, a + i0 * a_rs + p * a_cs, a_rs,
-                                                a_cs, b + p * ldb, ldb, acc + i0 * acc_ld, acc_ld);
+      rowstream_sweep<V, Src, BLOCK, RB, Operands, false>(std::min(block_rows, rows - i0), n, a + i0 * a_rs + p * a_cs,
+                                                          a_rs, a_cs, b + p * ldb, ldb, acc + i0 * acc_ld, acc_ld);
   }
   // The last k % RB rows of B as one group: one pass over acc, not one per row (dX 7 or 10 deep,
   // at 1-8 rows × 4096 columns, ran 10-20% faster).
   const auto last_group = [&]<int Rest>() {
     for (int i0 = 0; i0 < rows; i0 += block_rows)
-      rowstream_sweep<V, Src, BLOCK, Rest, false>(std::min(block_rows, rows - i0), n, a + i0 * a_rs + p * a_cs, a_rs,
-                                                  a_cs, b + p * ldb, ldb, acc + i0 * acc_ld, acc_ld);
+      rowstream_sweep<V, Src, BLOCK, Rest, Operands, false>(std::min(block_rows, rows - i0), n,
+                                                            a + i0 * a_rs + p * a_cs, a_rs, a_cs, b + p * ldb, ldb,
+                                                            acc + i0 * acc_ld, acc_ld);
   };
   with_rows<RB>(k - p, last_group);
 }
 
 template <typename V, typename Src, int BLOCK>
-void simd_rowstream_kernel(int64_t m, int64_t n, int64_t k, const Src* a, int64_t a_rs, int64_t a_cs, const Src* b,
-                           int64_t ldb, const typename V::T* bias, Src* y, int64_t ldy, typename V::T* acc) {
+void simd_rowstream_kernel(int64_t m, int64_t n, int64_t k, bool b_streams, const Src* a, int64_t a_rs, int64_t a_cs,
+                           const Src* b, int64_t ldb, const typename V::T* bias, Src* y, int64_t ldy,
+                           typename V::T* acc) {
   constexpr int W = V::width;
   const int rows = static_cast<int>(m);
   const int64_t acc_ld = rowstream_acc_stride<typename V::T>(n);
+  // Broadcast operands (V::stream) where B streams from memory, or is converted from 16 bits.
+  constexpr int kOperandGroup = V::stream.rowstream_operand_group;
   if (n <= kNarrowMaxVectors * W) {
     // Rows in blocks of up to four (two for three or four vectors): at most eight accumulators.
     with_rows<kNarrowMaxVectors + 1>((n + W - 1) / W, [&]<int NV>() {
@@ -191,10 +214,15 @@ void simd_rowstream_kernel(int64_t m, int64_t n, int64_t k, const Src* a, int64_
           rowstream_narrow<V, Src, R, NV>(n, k, a + i0 * a_rs, a_rs, a_cs, b, ldb, acc + i0 * acc_ld, acc_ld);
         });
     });
+  } else if (kOperandGroup > 0 && (b_streams || sizeof(Src) < sizeof(typename V::T))) {
+    constexpr int kGroup = std::max(kOperandGroup, 1);
+    if (rows <= 2) rowstream_sweeps<V, Src, 2, kGroup, true>(rows, n, k, a, a_rs, a_cs, b, ldb, acc, acc_ld);
+    else rowstream_sweeps<V, Src, BLOCK, kGroup, true>(rows, n, k, a, a_rs, a_cs, b, ldb, acc, acc_ld);
   } else if (rows <= 2) {  // a block of two rows, whose broadcasts leave registers for more rows of B
-    rowstream_sweeps<V, Src, 2, V::stream.rowstream_few_rows_group>(rows, n, k, a, a_rs, a_cs, b, ldb, acc, acc_ld);
+    constexpr int kGroup = V::stream.rowstream_few_rows_group;
+    rowstream_sweeps<V, Src, 2, kGroup, false>(rows, n, k, a, a_rs, a_cs, b, ldb, acc, acc_ld);
   } else {
-    rowstream_sweeps<V, Src, BLOCK, 4>(rows, n, k, a, a_rs, a_cs, b, ldb, acc, acc_ld);
+    rowstream_sweeps<V, Src, BLOCK, 4, false>(rows, n, k, a, a_rs, a_cs, b, ldb, acc, acc_ld);
   }
   store_rowstream_acc<V>(rows, n, acc, acc_ld, bias, y, ldy);
 }
