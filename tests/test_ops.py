@@ -233,19 +233,25 @@ def test_backward_input_streams_a_weight_larger_than_l3(M, layout, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("layout", ["contiguous", "offset"])
-@pytest.mark.parametrize("M", [4, 5, 6])
+@pytest.mark.parametrize("layout", ["contiguous", "offset", "padded rows"])
+@pytest.mark.parametrize("M", [4, 5, 6, 8, 12])
 def test_forward_streams_a_weight_larger_than_l3(M, layout, dtype):
-    """4-6 rows of X against a W that L3 cannot hold, in rows of at least 4 KiB: with AVX-512 the dot
-    kernels take 3 rows of W per block for 32- and 64-bit dtypes (dot_stream_nb_for_rows), 6 for a W
-    in cache; N = rows + 37 ends in a partial block, K in a tail narrower than a register. Against
-    float64, and bit for bit against the first 300 outputs computed from a W that stays in cache:
-    each output is one accumulator's lanes summed in k order, whatever the block of W rows."""
+    """4-12 rows of X against a W that L3 cannot hold, in rows of at least 4 KiB: with AVX-512 the dot
+    kernels take 3 rows of W per block for 32- and 64-bit dtypes at 4-8 rows (dot_stream_nb_for_rows),
+    6 for a W in cache; N = rows + 37 ends in a partial block, K in a tail narrower than a register.
+    From a multiply-add per byte of W on (float32 4 rows, float64 8), W's rows run in chunks of a few
+    dozen, each chunk's pages touched a chunk ahead (page_walks.h): W's rows unaligned (offset), and
+    apart by more than a row (padded rows: the first K columns of a wider matrix). Against float64,
+    and bit for bit against the first 300 outputs computed from a W that stays in cache: each output
+    is one accumulator's lanes summed in k order, whatever the block of W rows or the chunk."""
     elem = torch.finfo(dtype).bits // 8
     K = 4096 // elem + 7
     rows = l3_cache_bytes() // (K * elem) + 37
-    x = as_layout(rand(M, K, dtype=dtype, device="cpu"), layout)
-    w = as_layout(rand(rows, K, dtype=dtype, device="cpu"), layout)
+    x = as_layout(rand(M, K, dtype=dtype, device="cpu"), "offset" if layout == "offset" else "contiguous")
+    if layout == "padded rows":
+        w = rand(rows, K + 19, dtype=dtype, device="cpu")[:, :K]
+    else:
+        w = as_layout(rand(rows, K, dtype=dtype, device="cpu"), layout)
     b = rand(rows, dtype=dtype, device="cpu")
     check_forward(x, w, b)
     assert torch.equal(ops.linear_forward(x, w, b)[:, :300], ops.linear_forward(x, w[:300], b[:300]))
