@@ -32,12 +32,26 @@ def _anon_huge_kib(address):
 
 
 @pytest.mark.skipif(_thp_mode() not in ("madvise", "always"), reason="transparent huge pages are off")
-def test_large_weight_grad_is_on_huge_pages():
-    grad_out, input = torch.randn(3, 4096), torch.randn(3, 4096)
-    grad_weight, grad_bias = ops.linear_backward_weight(grad_out, input, True)  # 64 MiB
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_large_weight_grad_is_on_huge_pages(dtype, threads):
+    """The output's huge pages are faulted in before the GEMM, a zero byte written to each: the
+    values must still be the GEMM's everywhere, on any thread count."""
+    # A 64 MiB grad: past glibc's largest mmap threshold (32 MiB), so always a fresh mapping, where a
+    # smaller one may reuse heap pages already mapped in 4 KiB.
+    in_features = (64 << 20) // (4096 * dtype.itemsize)
+    grad_out, input = torch.randn(3, 4096, dtype=dtype), torch.randn(3, in_features, dtype=dtype)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        grad_weight, grad_bias = ops.linear_backward_weight(grad_out, input, True)
+    finally:
+        torch.set_num_threads(saved)
     # The advice covers the whole 2 MiB pages inside the tensor (its unaligned ends are mapped apart).
     middle = grad_weight.data_ptr() + grad_weight.nbytes // 2
     assert _anon_huge_kib(middle) > 0
+    # float32 sums of 3 products, rounded once to the output's dtype.
+    tol = 1e-5 if dtype == torch.float32 else 2.0**-8
     expected = grad_out.double().t() @ input.double()
-    torch.testing.assert_close(grad_weight.double(), expected, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(grad_bias, grad_out.sum(0))
+    torch.testing.assert_close(grad_weight.double(), expected, rtol=tol, atol=1e-5)
+    torch.testing.assert_close(grad_bias.double(), grad_out.double().sum(0), rtol=tol, atol=1e-5)

@@ -410,10 +410,11 @@ void gemm(const GemmProblem<T>& problem) {
   // through zero strides, so no loop may run over the other dimensions.
   if (M == 0 || (N == 0 && !problem.row_sums)) return;
 
-  // A large C is usually fresh memory: have it faulted in as huge pages (huge_pages.h).
+  // A large C is usually fresh memory: have it faulted in as huge pages (huge_pages.h), at once
+  // where C's rows are contiguous, so that the span is C's and written whole below.
   if (N > 0) {
     const size_t c_bytes = static_cast<size_t>((M - 1) * problem.ldc + N) * sizeof(T);
-    if (c_bytes >= kHugePageAdviceMinBytes) advise_huge_pages(problem.c, c_bytes);
+    if (c_bytes >= kHugePageAdviceMinBytes) advise_huge_pages(problem.c, c_bytes, M == 1 || problem.ldc == N);
   }
 
   const IsaKernels& isa = cpu_kernels();
