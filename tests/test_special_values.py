@@ -156,9 +156,13 @@ def test_nan_only_where_it_reaches(dtype):
 
     dy = random_operands("backward_weight", dtype)["dy"]
     dy[77, 30] = NAN
+    if dtype == torch.bfloat16:  # a NaN with the sign bit set (c10 stores any NaN as 0x7FC0)
+        dy.view(torch.int16)[77, 30] = -64  # 0xFFC0
     dw, db = ops.linear_backward_weight(dy, random_operands("backward_weight", dtype, seed=3)["x"], True)
     assert dw.isnan().nonzero(as_tuple=True)[0].unique().tolist() == [30] and dw[30].isnan().all()
     assert db.isnan().nonzero().flatten().tolist() == [30]
+    if dtype == torch.bfloat16:  # rounded as c10 rounds a float NaN, whatever its sign: 0x7FC0
+        assert (dw[30].view(torch.int16) == 0x7FC0).all()
 
 
 # --- Overflow -----------------------------------------------------------------------------------------

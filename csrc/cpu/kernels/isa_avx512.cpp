@@ -108,6 +108,32 @@ constexpr DotMinDepth kF64DotMinDepth = {{0, 1, 12, 12, 24, 36, 48, 104, 176, 32
 constexpr DotMinDepth kBf16DotMinDepth = {{0, 16, 36, 56, 72, 104, 136, 200, 280, 144, 168, 192, 240, 352, 400, 500, 560}};
 constexpr DotMinDepth kF16DotMinDepth = {{0, 32, 56, 80, 120, 160, 208, 352, 500, 224, 256, 320, 376, 500, 560, 640, 740}};
 
+// RoundFn: a 16-bit output's float sums rounded as round_avx2_bf16 and round_avx2_f16 do, sixteen
+// at a time, the last n % 16 by those. The packed loops round each tile row as it is stored: a
+// bfloat16 weight grad at batch 1-16 × 4096² (its output's pages mapped) ran 1.12-1.18x as fast as
+// with eight at a time on 2 threads, even on 1 (one process alternating both); other shapes even.
+void round_bf16(const float* src, int64_t n, c10::BFloat16* dst) {
+  const __m512i bias = _mm512_set1_epi32(0x7FFF), one = _mm512_set1_epi32(1), nan = _mm512_set1_epi32(0x7FC0);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(src + i);
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(bias, lsb)), 16);
+    r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), nan);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm512_cvtepi32_epi16(r));
+  }
+  round_avx2_bf16(src + i, n - i, dst + i);
+}
+
+void round_f16(const float* src, int64_t n, c10::Half* dst) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
+                        _mm512_cvtps_ph(_mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+  round_avx2_f16(src + i, n - i, dst + i);
+}
+
 }  // namespace linear_ext::cpu::avx512
 
 #include "cpu/kernels/dot_simd.h"
@@ -138,8 +164,8 @@ const IsaKernels kAvx512Kernels = {
      {nullptr, nullptr, nullptr}},
     {&pack_avx2_f32, &simd_dot_kernel<avx512::F32, float, 4, 4, 8, 24>, avx512::kF32DotMinDepth, &simd_rowstream_kernel<avx512::F32, float, kRowStreamMaxRows>, nullptr},
     {&pack_avx2_f64, &simd_dot_kernel<avx512::F64, double, 4, 4, 8, 24>, avx512::kF64DotMinDepth, &simd_rowstream_kernel<avx512::F64, double, kRowStreamMaxRows>, nullptr},
-    {&pack_avx2_bf16, &simd_dot_kernel<avx512::F32, c10::BFloat16, 4, 4, 8, 24>, avx512::kBf16DotMinDepth, &simd_rowstream_kernel<avx512::F32, c10::BFloat16, kRowStreamMaxRows>, &round_avx2_bf16},
-    {&pack_avx2_f16, &simd_dot_kernel<avx512::F32, c10::Half, 4, 4, 8, 24>, avx512::kF16DotMinDepth, &simd_rowstream_kernel<avx512::F32, c10::Half, kRowStreamMaxRows>, &round_avx2_f16},
+    {&pack_avx2_bf16, &simd_dot_kernel<avx512::F32, c10::BFloat16, 4, 4, 8, 24>, avx512::kBf16DotMinDepth, &simd_rowstream_kernel<avx512::F32, c10::BFloat16, kRowStreamMaxRows>, &avx512::round_bf16},
+    {&pack_avx2_f16, &simd_dot_kernel<avx512::F32, c10::Half, 4, 4, 8, 24>, avx512::kF16DotMinDepth, &simd_rowstream_kernel<avx512::F32, c10::Half, kRowStreamMaxRows>, &avx512::round_f16},
 };
 
 }  // namespace linear_ext::cpu
