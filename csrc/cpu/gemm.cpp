@@ -292,7 +292,8 @@ void run_dot(const Plan<T>& plan) {
   const int64_t w_row_bytes = pr.k() * static_cast<int64_t>(sizeof(T));
   const int64_t w_stride_bytes = pr.b.layout.cs * static_cast<int64_t>(sizeof(T));
   const bool walk_pages = plan.skinny && sizeof(T) >= 4 && pr.m() >= static_cast<int64_t>(sizeof(T));
-  const int64_t chunk = walk_pages ? page_walk_chunk_rows(kPageWalkChunkBytes, w_stride_bytes) : std::max<int64_t>(pr.n(), 1);
+  const int64_t chunk =
+      walk_pages ? page_walk_chunk_rows(kPageWalkChunkBytes, w_stride_bytes) : std::max<int64_t>(pr.n(), 1);
   parallel_over_columns(pr.m(), pr.n(), pr.k(), 64, [&](int64_t j0, int64_t j1) {
     for (int64_t c0 = j0; c0 < j1; c0 += chunk) {
       const int64_t c1 = std::min(j1, c0 + chunk);
