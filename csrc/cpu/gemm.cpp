@@ -295,12 +295,15 @@ void run_dot(const Plan<T>& plan) {
   const int64_t chunk =
       walk_pages ? page_walk_chunk_rows(kPageWalkChunkBytes, w_stride_bytes) : std::max<int64_t>(pr.n(), 1);
   parallel_over_columns(pr.m(), pr.n(), pr.k(), 64, [&](int64_t j0, int64_t j1) {
+    // The pages of the chunk of W's rows from c0 on (up to the thread's last row).
+    const auto touch_chunk = [&](int64_t c0) {
+      if (walk_pages && c0 < j1)
+        touch_pages(pr.b.base + c0 * pr.b.layout.cs, std::min(j1, c0 + chunk) - c0, w_row_bytes, w_stride_bytes);
+    };
+    touch_chunk(j0);
     for (int64_t c0 = j0; c0 < j1; c0 += chunk) {
       const int64_t c1 = std::min(j1, c0 + chunk);
-      if (walk_pages) {
-        if (c0 == j0) touch_pages(pr.b.base + c0 * pr.b.layout.cs, c1 - c0, w_row_bytes, w_stride_bytes);
-        touch_pages(pr.b.base + c1 * pr.b.layout.cs, std::min(j1, c1 + chunk) - c1, w_row_bytes, w_stride_bytes);
-      }
+      touch_chunk(c1);
       dot(pr.m(), c1 - c0, pr.k(), kc, plan.skinny, x, ldx, pr.b.base + c0 * pr.b.layout.cs, pr.b.layout.cs,
           plan.bias ? plan.bias + c0 : nullptr, pr.c + c0, pr.ldc);
     }
