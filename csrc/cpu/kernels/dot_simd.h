@@ -22,20 +22,27 @@
 namespace linear_ext::cpu {
 
 // Rows of W per block for a single block of `rows` rows of X: the accumulator budget, up to six rows
-// of W (six measured faster than three and than eight at batch 1).
+// of W (six measured faster than three and than eight at batch 1; dot_stream_nb_for_rows below
+// has since taken eight where W streams from memory).
 constexpr int dot_nb_for_rows(int budget, int rows) { return std::min(6, budget / rows); }
 
-// Rows of W per block where W streams from memory in rows of at least the prefetch distance, for
-// 4-6 rows of X of a 32- or 64-bit dtype: 3 where the budget allows more. Six rows of W left the
-// stream at 20-23 GB/s, three reach 27-32 (float32 4 / 5 / 6 × 4096² 1.33 / 1.41 / 1.15x as fast,
-// float64 1.16 / 1.45 / 1.21x; 1.08-1.26x on 2 threads; Zen 4, one process alternating both). Six
-// stay faster for a W in L3 (0.74-0.84x with three), for shorter rows of W (5-6 rows × 2 KiB rows:
-// 0.81-0.91x), at 1-3 rows of X, and for 16-bit dtypes (0.79-0.93x), whose dot kernels convert or
-// pair up their loads.
+// Rows of W per block where W streams from memory in rows of at least the prefetch distance, for a
+// 32- or 64-bit dtype (one process alternating the choices; Zen 4, 1 thread unless said):
+//  - 1 row of X: 8 where the budget holds 24 sums (AVX-512). float32 × 4096², 4096 × 11008,
+//    11008 × 4096 and 16384 × 1024 1.06-1.11x as fast as 6, float64 × 4096² 1.04x; with W evicted
+//    from the caches before each call 1.06x; 2 threads 1.00-1.08x. 2 rows measured 0.92-1.05x.
+//  - 4-6 rows: 3 where the budget allows more. Six rows of W left the stream at 20-23 GB/s, three
+//    reach 27-32 (float32 4 / 5 / 6 × 4096² 1.33 / 1.41 / 1.15x as fast, float64 1.16 / 1.45 /
+//    1.21x; 1.08-1.26x on 2 threads).
+// Six stay faster than three for a W in L3 (0.74-0.84x with three), for shorter rows of W (5-6
+// rows × 2 KiB rows: 0.81-0.91x), and for 16-bit dtypes (0.79-0.93x), whose dot kernels convert or
+// pair up their loads: those keep dot_nb_for_rows.
 template <typename Src>
 constexpr int dot_stream_nb_for_rows(int budget, int rows) {
   const int nb = dot_nb_for_rows(budget, rows);
-  return rows >= 4 && rows <= 6 && sizeof(Src) >= 4 ? std::min(3, nb) : nb;
+  if constexpr (sizeof(Src) < 4) return nb;
+  if (rows == 1 && budget >= 24) return 8;
+  return rows >= 4 && rows <= 6 ? std::min(3, nb) : nb;
 }
 
 // y[j] = (the lanes of acc[j] summed) + bias[j] for j < nb, rounded to Src. Where V reduces a
