@@ -4,7 +4,9 @@ Every row times our op and torch's equivalent ("kernel 0") interleaved rep by re
 that both give the same result, and reports medians, GFLOP/s and the speed ratio (torch time / our
 time: > 1 means we are faster), as the ratio of the two medians and as the median of each rep's
 pair ("paired": the two runs of a rep are adjacent in time, so a co-tenant's load that drifts
-over seconds weighs on both). CUDA timings use CUDA events with L2 flushed before each rep.
+over seconds weighs on both). CUDA timings use CUDA events with L2 flushed before each rep. On the
+CPU, a row whose op streams a W at least as large as L3 at batch ≤ 16 (the memory-bound case of
+decoding, where each layer's weights come from memory) evicts the caches before every timed call.
 
     python bench/bench_linear.py                      # quick CPU summary
     python bench/bench_linear.py --suite cpu-targets --threads 1,2 --json results.json
@@ -79,8 +81,10 @@ class Row:
     pct_peak: float | None  # our GFLOP/s as % of the measured FMA peak (CPU float32/float64)
     reps: int
     ours_gbs: float | None = None  # GEMM ops: operand + output bytes / our time (memory-bound shapes)
-    # ours_gbs as % of the measured memory read bandwidth, where a W that dwarfs the other operands
-    # is read (forward, input grad) at batch ≤ 16: the memory-bound target
+    # Where W streams (streams_weight) and reads can be timed: W's bytes / the median time of a pure
+    # read of W, timed in the same reps as ours and torch's, and ours_gbs as % of it (the median of
+    # each rep's ratio): the memory-bound target.
+    read_gbs: float | None = None
     pct_bw: float | None = None
 
 
@@ -110,38 +114,65 @@ class Timer:
         torch.cuda.synchronize()
         return begin.elapsed_time(end) / 1e3
 
-    def run(self, fns, budget_s, min_reps=7, max_reps=20_000):
-        """Per-callable lists of times, the callables interleaved rep by rep (order alternating).
+    def run(self, fns, budget_s, min_reps=7, max_reps=20_000, before=None):
+        """Per-callable lists of times, the callables interleaved rep by rep (order alternating);
+        `before`, if given, runs untimed before every timed call.
 
         The reps fill the budget: a few hundred reps of a 10 µs op would all fall within one
         co-tenant burst or lull, and a 12 µs row's ratio then read anywhere from 0.85 to 1.7."""
+        def timed(fn):
+            if before:
+                before()
+            return self.one(fn)
+
         for fn in fns:  # warm-up: packing buffers, allocator, lazy init, cuBLAS handles
             for _ in range(2):
-                self.one(fn)
-        probe = max(self.one(fn) for fn in fns)
+                timed(fn)
+        probe = max(timed(fn) for fn in fns)
         reps = int(min(max_reps, max(min_reps, budget_s / (len(fns) * max(probe, 1e-6)))))
         times = [[] for _ in fns]
         for r in range(reps):
             order = range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))
             for i in order:
-                times[i].append(self.one(fns[i]))
+                times[i].append(timed(fns[i]))
         return times
 
 
+def streams_weight(op, M, N, K, dtype, device):
+    """Whether the op streams a W that no cache holds: the forward or input grad at batch ≤ 16 on the
+    CPU, with W at least as large as L3. Such rows are timed cold (CacheEvictor), the regime of a
+    decoding model whose layers' weights together dwarf the caches: a warm 64 MiB W still had part of
+    itself in our 32 MiB L3 from one rep to the next, and its stream read up to 116% of the memory's
+    read bandwidth at batch 1."""
+    return (device.type == "cpu" and op in ("forward", "backward_input") and M <= 16
+            and N * K * dtype.itemsize >= machine_peaks.l3_cache_bytes())
+
+
+class CacheEvictor:
+    """Reads 4 × L3's bytes (torch's sum, on the threads it has) so that nothing timed next is cached."""
+
+    def __init__(self):
+        self.buffer = torch.ones(machine_peaks.l3_cache_bytes(), dtype=torch.float32)
+
+    def __call__(self):
+        self.buffer.sum()
+
+
 def make_case(op, M, N, K, dtype, device):
-    """(ours, torch_ref, check): two callables computing the same thing, and a check that they agree."""
+    """(ours, torch_ref, w): two callables computing the same thing, and the weight the op reads
+    (None for the weight grad and the layer steps)."""
     def t(*shape, requires_grad=False):
         return torch.randn(*shape, dtype=dtype, device=device, requires_grad=requires_grad)
 
     if op == "forward":
         x, w, b = t(M, K), t(N, K), t(N)
-        return (lambda: ops.linear_forward(x, w, b)), (lambda: F.linear(x, w, b))
+        return (lambda: ops.linear_forward(x, w, b)), (lambda: F.linear(x, w, b)), w
     if op == "backward_input":
         dy, w = t(M, N), t(N, K)
-        return (lambda: ops.linear_backward_input(dy, w)), (lambda: torch.mm(dy, w))
+        return (lambda: ops.linear_backward_input(dy, w)), (lambda: torch.mm(dy, w)), w
     if op == "backward_weight":
         dy, x = t(M, N), t(M, K)
-        return (lambda: ops.linear_backward_weight(dy, x, True)), (lambda: (torch.mm(dy.t(), x), dy.sum(0)))
+        return (lambda: ops.linear_backward_weight(dy, x, True)), (lambda: (torch.mm(dy.t(), x), dy.sum(0))), None
     if op in ("layer_step", "mlp_step"):
         shapes = MNIST_LAYERS if op == "mlp_step" else [(M, N, K)]
 
@@ -165,7 +196,7 @@ def make_case(op, M, N, K, dtype, device):
                 return out, x.grad, m[0].weight.grad
             return run
 
-        return step(ours_model), step(torch_model)
+        return step(ours_model), step(torch_model), None
     raise ValueError(op)
 
 
@@ -178,9 +209,12 @@ def assert_agree(a, b, dtype):
             raise AssertionError(f"ours and torch disagree: max error {err:.3g} vs scale {scale:.3g}")
 
 
-def run_suite(cases, dtypes, threads_list, device, budget_s, peaks, read_gbs=None):
+def run_suite(cases, dtypes, threads_list, device, budget_s, peaks, time_reads=False):
+    """Rows for each case, dtype and thread count. time_reads: time a pure read of W beside the rows
+    that stream it (streams_weight), for their read_gbs and %bw (machine_peaks.can_time_reads)."""
     rows = []
     timer = Timer(device)
+    evict = None
     for threads in threads_list:
         if device.type == "cpu":
             torch.set_num_threads(threads)
@@ -189,9 +223,16 @@ def run_suite(cases, dtypes, threads_list, device, budget_s, peaks, read_gbs=Non
             if device.type == "cuda":  # ours and torch's matmuls both follow this flag
                 torch.backends.cuda.matmul.allow_tf32 = dtype_name == "tf32"
             for op, M, N, K in cases:
-                ours, ref = make_case(op, M, N, K, dtype, device)
+                ours, ref, w = make_case(op, M, N, K, dtype, device)
                 assert_agree(ours(), ref(), dtype)
-                times_ours, times_torch = timer.run([ours, ref], budget_s)
+                fns = [ours, ref]
+                cold = streams_weight(op, M, N, K, dtype, device)
+                if cold:
+                    evict = evict or CacheEvictor()
+                    if time_reads:
+                        fns.append(lambda: machine_peaks.read_seconds(w, threads))
+                times = timer.run(fns, budget_s, before=evict if cold else None)
+                times_ours, times_torch = times[0], times[1]
                 t_ours, t_torch = statistics.median(times_ours), statistics.median(times_torch)
                 paired = statistics.median(t / o for o, t in zip(times_ours, times_torch))
                 fl = flops(op, M, N, K)
@@ -200,23 +241,27 @@ def run_suite(cases, dtypes, threads_list, device, budget_s, peaks, read_gbs=Non
                           fl / t_ours / 1e9, fl / t_torch / 1e9, t_torch / t_ours, paired,
                           100 * fl / t_ours / 1e9 / peak if peak else None, len(times_ours))
                 if op in ("forward", "backward_input", "backward_weight"):
-                    row.ours_gbs = (M * K + N * K + M * N) * dtype.itemsize / t_ours / 1e9
-                    if read_gbs and op != "backward_weight" and M <= 16:
-                        row.pct_bw = 100 * row.ours_gbs / read_gbs[threads]
+                    moved = (M * K + N * K + M * N) * dtype.itemsize
+                    row.ours_gbs = moved / t_ours / 1e9
+                if len(fns) == 3:  # the pure read, timed like ours: wall time, waking the threads included
+                    reads = times[2]
+                    row.read_gbs = w.nbytes / statistics.median(reads) / 1e9
+                    row.pct_bw = 100 * statistics.median(moved / o / (w.nbytes / r) for o, r in zip(times_ours, reads))
                 rows.append(row)
                 print(format_row(row), flush=True)
     return rows
 
 
 HEADER = (f"{'op':<16}{'M':>6}{'N':>7}{'K':>7} {'dtype':<9}{'thr':>4}{'ours ms':>10}{'torch ms':>10}"
-          f"{'ours GF/s':>11}{'torch GF/s':>11}{'ratio':>9}{'paired':>9}{'%peak':>7}{'%bw':>7}")
+          f"{'ours GF/s':>11}{'torch GF/s':>11}{'ratio':>9}{'paired':>9}{'%peak':>7}{'read GB/s':>10}{'%bw':>7}")
 
 
 def format_row(r):
     pct = f"{r.pct_peak:6.1f}%" if r.pct_peak is not None else "      -"
+    read = f"{r.read_gbs:10.1f}" if r.read_gbs is not None else "         -"
     bw = f"{r.pct_bw:6.1f}%" if r.pct_bw is not None else "      -"
     return (f"{r.op:<16}{r.M:>6}{r.N:>7}{r.K:>7} {r.dtype:<9}{r.threads:>4}{r.ours_ms:>10.3f}{r.torch_ms:>10.3f}"
-            f"{r.ours_gflops:>11.1f}{r.torch_gflops:>11.1f}{r.ratio:>8.2f}x{r.paired:>8.2f}x{pct}{bw}")
+            f"{r.ours_gflops:>11.1f}{r.torch_gflops:>11.1f}{r.ratio:>8.2f}x{r.paired:>8.2f}x{pct}{read}{bw}")
 
 
 def plot(rows, path):
@@ -275,11 +320,12 @@ def main(argv=None):
     for (dtype, threads), gflops in sorted(peaks.get("fma_gflops", {}).items()):
         print(f"measured FMA peak: {gflops:.1f} GFLOP/s {dtype} on {threads} thread(s)")
     for threads, gbs in sorted(peaks.get("read_gbs", {}).items()):
-        print(f"measured memory read bandwidth: {gbs:.1f} GB/s on {threads} thread(s)")
+        print(f"measured memory read bandwidth: {gbs:.1f} GB/s on {threads} thread(s) (a 1 GiB buffer; each "
+              f"%bw compares with a read of that row's W, timed in the same reps)")
 
     print(HEADER)
     rows = run_suite(cases, args.dtypes.split(","), threads_list, device, args.budget, peaks.get("fma_gflops"),
-                     peaks.get("read_gbs"))
+                     time_reads=bool(peaks))
     ratios = [r.ratio for r in rows]
     print(f"\n{len(rows)} rows; ratio vs torch (>1 = faster): median {statistics.median(ratios):.2f}x, "
           f"min {min(ratios):.2f}x, max {max(ratios):.2f}x")

@@ -1,6 +1,7 @@
 /* What this CPU can do at most, to put GEMM throughput in perspective:
  *   fma_gflops: independent FMA chains in registers (no memory traffic), per ISA and dtype;
- *   read_gbs:   streaming reads of a buffer far larger than the caches.
+ *   read_gbs:   streaming reads of a buffer far larger than the caches;
+ *   read_seconds: one such read of a caller's buffer.
  * Built and loaded by machine_peaks.py. Twelve chains per thread hide the FMA latency (4-5 cycles)
  * on both FMA ports. */
 #include <immintrin.h>
@@ -38,18 +39,40 @@ double fma_gflops(int threads, long iters, int isa_bits, int dtype_bytes) {
   return threads * (double)iters * CHAINS * lanes * 2 / seconds / 1e9;
 }
 
-__attribute__((target("avx2"))) static double sum_chunk(const float* p, long n) {
-  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+/* XOR of the bits of the n floats at p (all but a last n % 32): loads and nothing else, whatever
+ * the bytes hold (float adds could slow down on the subnormals and NaNs of other dtypes' bytes). */
+__attribute__((target("avx2"))) static long xor_chunk(const float* p, long n) {
+  __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
   for (long i = 0; i + 32 <= n; i += 32) {
-    s0 = _mm256_add_ps(s0, _mm256_loadu_ps(p + i));
-    s1 = _mm256_add_ps(s1, _mm256_loadu_ps(p + i + 8));
-    s2 = _mm256_add_ps(s2, _mm256_loadu_ps(p + i + 16));
-    s3 = _mm256_add_ps(s3, _mm256_loadu_ps(p + i + 24));
+    s0 = _mm256_xor_si256(s0, _mm256_loadu_si256((const __m256i*)(p + i)));
+    s1 = _mm256_xor_si256(s1, _mm256_loadu_si256((const __m256i*)(p + i + 8)));
+    s2 = _mm256_xor_si256(s2, _mm256_loadu_si256((const __m256i*)(p + i + 16)));
+    s3 = _mm256_xor_si256(s3, _mm256_loadu_si256((const __m256i*)(p + i + 24)));
   }
-  __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
-  float out[8];
-  _mm256_storeu_ps(out, s);
-  return out[0] + out[7];
+  __m256i s = _mm256_xor_si256(_mm256_xor_si256(s0, s1), _mm256_xor_si256(s2, s3));
+  return _mm256_extract_epi64(s, 0) ^ _mm256_extract_epi64(s, 3);
+}
+
+/* Seconds for `threads` threads to read the n floats at p once, each its own equal part, from when
+ * all of them are ready to when the last is done (waking the threads is not counted): a pure
+ * stream, the reference for a kernel that streams an operand (bench_linear.py's %bw). */
+double read_seconds(const float* p, long n, int threads) {
+  double start = 0, seconds = 0;
+  long total = 0;
+#pragma omp parallel num_threads(threads) reduction(^ : total)
+  {
+#pragma omp barrier
+#pragma omp master
+    start = omp_get_wtime();
+    long chunk = n / omp_get_num_threads(), begin = chunk * omp_get_thread_num();
+    total ^= xor_chunk(p + begin, chunk);
+#pragma omp barrier
+#pragma omp master
+    seconds = omp_get_wtime() - start;
+  }
+  volatile long sink = total;
+  (void)sink;
+  return seconds;
 }
 
 /* GB/s of `threads` threads reading disjoint parts of an n-float buffer, best of `reps` passes. */
@@ -59,16 +82,8 @@ double read_gbs(int threads, long n, int reps) {
 #pragma omp parallel for num_threads(threads)
   for (long i = 0; i < n; ++i) buf[i] = 1.0f;  /* first touch by the reading threads */
   double best = 0;
-  volatile double sink = 0;
   for (int r = 0; r < reps; ++r) {
-    double start = omp_get_wtime(), total = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : total)
-    {
-      long chunk = n / omp_get_num_threads(), begin = chunk * omp_get_thread_num();
-      total += sum_chunk(buf + begin, chunk);
-    }
-    double gbs = n * sizeof(float) / (omp_get_wtime() - start) / 1e9;
-    sink += total;
+    double gbs = n * sizeof(float) / read_seconds(buf, n, threads) / 1e9;
     if (gbs > best) best = gbs;
   }
   free(buf);

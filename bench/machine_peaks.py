@@ -1,4 +1,5 @@
-"""Measures this CPU's FMA peak and memory read bandwidth (machine_peaks.c, compiled on first use)."""
+"""Measures this CPU's FMA peak and memory read bandwidth (machine_peaks.c, compiled on first use),
+and times pure reads of a tensor, the reference for kernels that stream one."""
 
 import ctypes
 import hashlib
@@ -28,15 +29,39 @@ def _library():
     lib.fma_gflops.argtypes = [ctypes.c_int, ctypes.c_long, ctypes.c_int, ctypes.c_int]
     lib.read_gbs.restype = ctypes.c_double
     lib.read_gbs.argtypes = [ctypes.c_int, ctypes.c_long, ctypes.c_int]
+    lib.read_seconds.restype = ctypes.c_double
+    lib.read_seconds.argtypes = [ctypes.c_void_p, ctypes.c_long, ctypes.c_int]
     return lib
+
+
+def l3_cache_bytes():
+    """The L3 cache's size (Linux sysfs; 32 MiB where it cannot be read)."""
+    try:
+        size = Path("/sys/devices/system/cpu/cpu0/cache/index3/size").read_text().strip()
+        return int(size[:-1]) << 10 if size.endswith("K") else int(size)
+    except (OSError, ValueError):
+        return 32 << 20
+
+
+def can_time_reads():
+    """Whether read_seconds can run here: its loop is AVX2, as are the CPUs our non-generic kernels need."""
+    return cpu_isa() != "generic"
+
+
+def read_seconds(tensor, threads):
+    """Seconds for `threads` threads to read a contiguous CPU tensor's bytes once, a part each, counted
+    from when all are ready (machine_peaks.c: read_seconds). Its bytes are read as float32: a sum
+    nobody looks at, so any dtype will do."""
+    assert tensor.is_contiguous() and tensor.device.type == "cpu" and tensor.nbytes % 4 == 0
+    return _library().read_seconds(tensor.data_ptr(), tensor.nbytes // 4, threads)
 
 
 def measure(threads_list, iters=600_000_000 // 12, read_floats=256 << 20, runs=7):
     """{'fma_gflops': {(dtype, threads): GFLOP/s}, 'read_gbs': {threads: GB/s}} at the ISA our kernels use;
     each figure is the best of `runs` runs (shared machines: the best run is the least disturbed one)."""
-    isa = cpu_isa()
-    if isa == "generic":
+    if not can_time_reads():
         return {}
+    isa = cpu_isa()
     bits = 512 if isa == "avx512" else 256
     lib = _library()
     fma = {(dtype, t): max(lib.fma_gflops(t, iters, bits, size) for _ in range(runs))
