@@ -35,12 +35,8 @@ def _library():
 
 
 def l3_cache_bytes():
-    """The L3 cache's size (Linux sysfs; 32 MiB where it cannot be read)."""
-    try:
-        size = Path("/sys/devices/system/cpu/cpu0/cache/index3/size").read_text().strip()
-        return int(size[:-1]) << 10 if size.endswith("K") else int(size)
-    except (OSError, ValueError):
-        return 32 << 20
+    """The size of the L3 our CPU kernels block for, in bytes."""
+    return _C.cpu_l3_bytes()
 
 
 def can_time_reads():

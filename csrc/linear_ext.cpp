@@ -10,6 +10,7 @@
 #include <torch/csrc/autograd/python_variable.h>
 #include <torch/library.h>
 
+#include "cpu/block_sizes.h"
 #include "cpu/kernels/kernels.h"
 #include "op_handles.h"
 
@@ -29,6 +30,8 @@ PyObject* cpu_isa(PyObject*, PyObject*) {
     return nullptr;
   }
 }
+
+PyObject* cpu_l3_bytes(PyObject*, PyObject*) { return PyLong_FromLongLong(linear_ext::cpu::l3_cache_bytes()); }
 
 PyObject* cpu_bf16_dot(PyObject*, PyObject*) {
   try {
@@ -95,6 +98,7 @@ PyObject* linear_backward_weight(PyObject*, PyObject* const* args, Py_ssize_t na
 
 PyMethodDef methods[] = {
     {"cpu_isa", cpu_isa, METH_NOARGS, "The ISA of the CPU micro-kernels in use: generic, avx2 or avx512."},
+    {"cpu_l3_bytes", cpu_l3_bytes, METH_NOARGS, "The L3 size the CPU kernels' blocking assumes, in bytes."},
     {"cpu_bf16_dot", cpu_bf16_dot, METH_NOARGS,
      "Whether bfloat16 GEMMs run on AVX512_BF16 dot products (subnormal inputs and results flushed to zero)."},
     {"linear_forward", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(linear_forward)), METH_FASTCALL,

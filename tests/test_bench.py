@@ -33,6 +33,16 @@ def bench_module():
     return bench_linear
 
 
+def test_l3_size_is_the_one_linux_reports_for_this_core():
+    """The L3 size the kernels block for (and the bench evicts by): sysfs's, where it has one."""
+    bench_linear = bench_module()
+    try:
+        size = Path("/sys/devices/system/cpu/cpu0/cache/index3/size").read_text().strip()
+    except OSError:
+        pytest.skip("no L3 size in sysfs")
+    assert size.endswith("K") and bench_linear.machine_peaks.l3_cache_bytes() == int(size[:-1]) << 10
+
+
 def test_rows_that_stream_a_weight_are_those_at_batch_16_or_less_with_w_as_large_as_l3():
     bench_linear = bench_module()
     l3 = bench_linear.machine_peaks.l3_cache_bytes()

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conftest import DEVICES, DTYPES
-from linear_ext import ops
+from linear_ext import _C, ops
 from reference import assert_gemm_close, backward_input_reference, backward_weight_reference, forward_reference
 
 SIZES = [1, 3, 17, 127, 129, 1031]
@@ -204,11 +204,7 @@ def test_forward_one_row_against_short_weight_rows(N, K, layout, dtype):
 
 
 def l3_cache_bytes():
-    try:
-        size = open("/sys/devices/system/cpu/cpu0/cache/index3/size").read().strip()
-        return int(size[:-1]) << 10 if size.endswith("K") else int(size)
-    except (OSError, ValueError):
-        return 32 << 20
+    return _C.cpu_l3_bytes()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -96,6 +96,8 @@ BlockSizes skinny_block_sizes(int mr, int nr, size_t elem_size, int64_t n, int64
   return {max_panel_rows(mr), kc, std::max<int64_t>(n, nr)};
 }
 
+int64_t l3_cache_bytes() { return cache_sizes().l3; }
+
 int64_t dot_kc(size_t elem_size) {
   // Half of L1 for a block of up to four rows of W (the widest dot kernel's NB).
   return round_down(cache_sizes().l1 / 2 / (4 * static_cast<int64_t>(elem_size)), 64);

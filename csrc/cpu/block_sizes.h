@@ -29,4 +29,7 @@ BlockSizes skinny_block_sizes(int mr, int nr, size_t elem_size, int64_t n, int64
 // The k chunk of the skinny forward's dot kernels (DotKernelFn) for elements of elem_size bytes.
 int64_t dot_kc(size_t elem_size);
 
+// The size of the L3 this core shares, in bytes, as the blocking above assumes it.
+int64_t l3_cache_bytes();
+
 }  // namespace linear_ext::cpu
