@@ -204,7 +204,7 @@ void run_block(const Plan<T>& plan, int64_t i0, int64_t i1, int64_t j0, int64_t 
               const acc_t* c_in = first ? nullptr : plan.c_accum + row * N + col;
               run(k_steps, a_sliver, b_sliver, ldb, c_in, N, tile, nr, tile_bias, m, n);
               T* c = pr.c + row * pr.ldc + col;
-              for (int i = 0; i < m; ++i) plan.round(tile + i * nr, n, c + i * pr.ldc);
+              plan.round(tile, nr, m, n, c, pr.ldc);
             }
           }
         }

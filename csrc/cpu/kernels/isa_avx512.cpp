@@ -109,29 +109,32 @@ constexpr DotMinDepth kBf16DotMinDepth = {{0, 16, 36, 56, 72, 104, 136, 200, 280
 constexpr DotMinDepth kF16DotMinDepth = {{0, 32, 56, 80, 120, 160, 208, 352, 500, 224, 256, 320, 376, 500, 560, 640, 740}};
 
 // RoundFn: a 16-bit output's float sums rounded as round_avx2_bf16 and round_avx2_f16 do, sixteen
-// at a time, the last n % 16 by those. The packed loops round each tile row as it is stored: a
-// bfloat16 weight grad at batch 1-16 × 4096² (its output's pages mapped) ran 1.12-1.18x as fast as
-// with eight at a time on 2 threads, even on 1 (one process alternating both); other shapes even.
-void round_bf16(const float* src, int64_t n, c10::BFloat16* dst) {
+// at a time, the last n % 16 of each row by those. A bfloat16 weight grad at batch 1-16 × 4096² (its
+// output's pages mapped) ran 1.12-1.18x as fast as with eight at a time on 2 threads, even on 1 (one
+// process alternating both); other shapes even.
+void round_bf16(const float* src, int64_t ld_src, int64_t m, int64_t n, c10::BFloat16* dst, int64_t ld_dst) {
   const __m512i bias = _mm512_set1_epi32(0x7FFF), one = _mm512_set1_epi32(1), nan = _mm512_set1_epi32(0x7FC0);
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const __m512 v = _mm512_loadu_ps(src + i);
-    const __m512i u = _mm512_castps_si512(v);
-    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
-    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(bias, lsb)), 16);
-    r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), nan);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm512_cvtepi32_epi16(r));
+  const int64_t full = n / 16 * 16;
+  for (int64_t row = 0; row < m; ++row) {
+    for (int64_t i = 0; i < full; i += 16) {
+      const __m512 v = _mm512_loadu_ps(src + row * ld_src + i);
+      const __m512i u = _mm512_castps_si512(v);
+      const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+      __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(bias, lsb)), 16);
+      r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), nan);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + row * ld_dst + i), _mm512_cvtepi32_epi16(r));
+    }
   }
-  round_avx2_bf16(src + i, n - i, dst + i);
+  if (full < n) round_avx2_bf16(src + full, ld_src, m, n - full, dst + full, ld_dst);
 }
 
-void round_f16(const float* src, int64_t n, c10::Half* dst) {
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
-                        _mm512_cvtps_ph(_mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
-  round_avx2_f16(src + i, n - i, dst + i);
+void round_f16(const float* src, int64_t ld_src, int64_t m, int64_t n, c10::Half* dst, int64_t ld_dst) {
+  const int64_t full = n / 16 * 16;
+  for (int64_t row = 0; row < m; ++row)
+    for (int64_t i = 0; i < full; i += 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + row * ld_dst + i),
+                          _mm512_cvtps_ph(_mm512_loadu_ps(src + row * ld_src + i), _MM_FROUND_TO_NEAREST_INT));
+  if (full < n) round_avx2_f16(src + full, ld_src, m, n - full, dst + full, ld_dst);
 }
 
 }  // namespace linear_ext::cpu::avx512

@@ -289,28 +289,33 @@ void pack_avx2_f64(const double* src, int64_t vs, int64_t ks, int64_t width, int
   pack(src, vs, ks, width, R, kc, dst, sums);
 }
 
-void round_avx2_bf16(const float* src, int64_t n, c10::BFloat16* dst) {
+void round_avx2_bf16(const float* src, int64_t ld_src, int64_t m, int64_t n, c10::BFloat16* dst, int64_t ld_dst) {
   // c10's rounding on the bits: + 0x7FFF + the kept part's lowest bit, then the high half; NaN
   // becomes the quiet NaN 0x7FC0.
   const __m256i bias = _mm256_set1_epi32(0x7FFF), one = _mm256_set1_epi32(1), nan = _mm256_set1_epi32(0x7FC0);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 v = _mm256_loadu_ps(src + i);
-    const __m256i u = _mm256_castps_si256(v);
-    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), one);
-    __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(bias, lsb)), 16);
-    r = _mm256_blendv_epi8(r, nan, _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
-    const __m128i halves = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), halves);
+  for (int64_t row = 0; row < m; ++row, src += ld_src, dst += ld_dst) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const __m256 v = _mm256_loadu_ps(src + i);
+      const __m256i u = _mm256_castps_si256(v);
+      const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), one);
+      __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(bias, lsb)), 16);
+      r = _mm256_blendv_epi8(r, nan, _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+      const __m128i halves = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), halves);
+    }
+    for (; i < n; ++i) dst[i] = static_cast<c10::BFloat16>(src[i]);
   }
-  round_scalar(src + i, n - i, dst + i);
 }
 
-void round_avx2_f16(const float* src, int64_t n, c10::Half* dst) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
-  round_scalar(src + i, n - i, dst + i);
+void round_avx2_f16(const float* src, int64_t ld_src, int64_t m, int64_t n, c10::Half* dst, int64_t ld_dst) {
+  for (int64_t row = 0; row < m; ++row, src += ld_src, dst += ld_dst) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                       _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; ++i) dst[i] = static_cast<c10::Half>(src[i]);
+  }
 }
 
 }  // namespace linear_ext::cpu

@@ -20,7 +20,7 @@ void pack_avx2_f64(const double* src, int64_t vs, int64_t ks, int64_t width, int
                    double* sums);
 
 // RoundFn (kernels.h) for bfloat16 and float16 outputs, 8 values at a time.
-void round_avx2_bf16(const float* src, int64_t n, c10::BFloat16* dst);
-void round_avx2_f16(const float* src, int64_t n, c10::Half* dst);
+void round_avx2_bf16(const float* src, int64_t ld_src, int64_t m, int64_t n, c10::BFloat16* dst, int64_t ld_dst);
+void round_avx2_f16(const float* src, int64_t ld_src, int64_t m, int64_t n, c10::Half* dst, int64_t ld_dst);
 
 }  // namespace linear_ext::cpu

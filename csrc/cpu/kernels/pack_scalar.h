@@ -32,8 +32,9 @@ void pack_scalar(const T* src, int64_t vs, int64_t ks, int64_t width, int R, int
 
 // RoundFn (kernels.h), one value at a time.
 template <typename T>
-void round_scalar(const float* src, int64_t n, T* dst) {
-  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<T>(src[i]);
+void round_scalar(const float* src, int64_t ld_src, int64_t m, int64_t n, T* dst, int64_t ld_dst) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) dst[i * ld_dst + j] = static_cast<T>(src[i * ld_src + j]);
 }
 
 }  // namespace linear_ext::cpu
