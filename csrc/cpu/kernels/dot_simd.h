@@ -30,7 +30,7 @@ constexpr int dot_nb_for_rows(int budget, int rows) { return std::min(6, budget 
 // 32- or 64-bit dtype (one process alternating the choices; Zen 4, 1 thread unless said):
 //  - 1 row of X: 8 where the budget holds 24 sums (AVX-512). float32 × 4096², 4096 × 11008,
 //    11008 × 4096 and 16384 × 1024 1.06-1.11x as fast as 6, float64 × 4096² 1.04x; with W evicted
-//    from the caches before each call 1.06x; 2 threads 1.00-1.08x. 2 rows measured 0.92-1.05x.
+//    from the caches before each call 1.06x; 2 threads 1.01-1.09x. 2 rows measured 0.92-1.05x.
 //  - 4-6 rows: 3 where the budget allows more. Six rows of W left the stream at 20-23 GB/s, three
 //    reach 27-32 (float32 4 / 5 / 6 × 4096² 1.33 / 1.41 / 1.15x as fast, float64 1.16 / 1.45 /
 //    1.21x; 1.08-1.26x on 2 threads).

@@ -182,7 +182,7 @@ constexpr StreamTuning kL1StreamTuning = {3, 512, 512, 4, 0};
 // a 16-bit GEMM's float sums to its output. One call per tile rather than per row: a bfloat16 weight
 // grad at batch 1-16 × 4096², where each value is a few multiply-adds, ran 1.14-1.22x as fast on 1
 // thread and 1.27-1.35x on 2 (its output's pages mapped; 1.08-1.15x on fresh pages), the MNIST
-// 784→512 and 512→256 weight grads 1.03-1.05x and 1.20x (Zen 4, one process alternating both).
+// 784→512 and 512→256 weight grads 1.03-1.20x (Zen 4, one process alternating both).
 template <typename T, typename acc_t>
 using RoundFn = void (*)(const acc_t* src, int64_t ld_src, int64_t m, int64_t n, T* dst, int64_t ld_dst);
 
