@@ -203,10 +203,6 @@ def test_forward_one_row_against_short_weight_rows(N, K, layout, dtype):
     check_forward(x, w, None)
 
 
-def l3_cache_bytes():
-    return _C.cpu_l3_bytes()
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layout", ["contiguous", "transposed"])
 @pytest.mark.parametrize("M", [1, 3, 5, 8, 12, 16])
@@ -221,7 +217,7 @@ def test_backward_input_streams_a_weight_larger_than_l3(M, layout, dtype):
     for bit with those computed from W's first 300 columns alone, which stay in cache: each output
     sums its products in W's row order either way."""
     n = 1027
-    rows = l3_cache_bytes() // (n * torch.finfo(dtype).bits // 8) + 3
+    rows = _C.cpu_l3_bytes() // (n * torch.finfo(dtype).bits // 8) + 3
     dy, w = rand(M, rows, dtype=dtype, device="cpu"), as_layout(rand(rows, n, dtype=dtype, device="cpu"), layout)
     check_backward_input(dy, w)
     if layout == "contiguous" and M <= 8:
@@ -243,7 +239,7 @@ def test_forward_streams_a_weight_larger_than_l3(M, layout, dtype):
     is one accumulator's lanes summed in k order, whatever the block of W rows or the chunk."""
     elem = torch.finfo(dtype).bits // 8
     K = 4096 // elem + 7
-    rows = l3_cache_bytes() // (K * elem) + 37
+    rows = _C.cpu_l3_bytes() // (K * elem) + 37
     x = as_layout(rand(M, K, dtype=dtype, device="cpu"), "offset" if layout == "offset" else "contiguous")
     if layout == "padded rows":
         w = rand(rows, K + 19, dtype=dtype, device="cpu")[:, :K]

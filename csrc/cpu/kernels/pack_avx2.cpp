@@ -304,7 +304,7 @@ void round_avx2_bf16(const float* src, int64_t ld_src, int64_t m, int64_t n, c10
       const __m128i halves = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), halves);
     }
-    for (; i < n; ++i) dst[i] = static_cast<c10::BFloat16>(src[i]);
+    round_scalar(src + i, 0, 1, n - i, dst + i, 0);
   }
 }
 
@@ -314,7 +314,7 @@ void round_avx2_f16(const float* src, int64_t ld_src, int64_t m, int64_t n, c10:
     for (; i + 8 <= n; i += 8)
       _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
                        _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
-    for (; i < n; ++i) dst[i] = static_cast<c10::Half>(src[i]);
+    round_scalar(src + i, 0, 1, n - i, dst + i, 0);
   }
 }
 
