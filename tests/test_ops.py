@@ -230,8 +230,9 @@ def test_backward_input_streams_a_weight_larger_than_l3(M, layout, dtype):
 def test_forward_streams_a_weight_larger_than_l3(M, layout, dtype):
     """1-12 rows of X against a W that L3 cannot hold, in rows of at least 4 KiB: with AVX-512 the dot
     kernels take 8 rows of W per block for 32- and 64-bit dtypes at 1 row and 3 at 4-8 rows
-    (dot_stream_nb_for_rows), 6 for a W in cache; N = rows + 37 ends in a partial block, K in a tail
-    narrower than a register.
+    (dot_stream_nb_for_rows), 6 for a W in cache, and run 4 rows of X as a block of 5 whose last row
+    repeats the fourth and is not stored (dot_stream_block_rows); N = rows + 37 ends in a partial
+    block, K in a tail narrower than a register.
     From a multiply-add per byte of W on (float32 4 rows, float64 8), W's rows run in chunks of a few
     dozen, each chunk's pages touched a chunk ahead (page_walks.h): W's rows unaligned (offset), and
     apart by more than a row (padded rows: the first K columns of a wider matrix). Against float64,

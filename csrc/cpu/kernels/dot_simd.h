@@ -45,6 +45,19 @@ constexpr int dot_stream_nb_for_rows(int budget, int rows) {
   return rows >= 4 && rows <= 6 ? std::min(3, nb) : nb;
 }
 
+// Rows of the single block that dots `rows` rows of X with such a stream of W (3 rows of W a block
+// at 4-6 rows): 4 rows run as a block of 5, whose fifth row repeats the fourth and whose sums are
+// dropped. Not a saving of work: the 5-row loop streams W faster, for reasons the machine's
+// missing counters do not tell. Zen 4, 1 thread, W evicted before each call, processes or calls
+// alternating both: float32 4 × 4096², 4 × 4096 × 11008 and 4 × 11008 × 4096 1.06-1.11x as fast,
+// float64 4 × 4096² 1.06-1.11x; 2 threads 1.01-1.02x. 3 rows as 5 measured 0.97-1.08x, 2 rows
+// 0.95-1.04x: those keep their own blocks.
+template <typename Src>
+constexpr int dot_stream_block_rows(int budget, int rows) {
+  const int nb = dot_stream_nb_for_rows<Src>(budget, rows);
+  return rows == 4 && nb == 3 && budget >= 5 * nb ? 5 : rows;
+}
+
 // y[j] = (the lanes of acc[j] summed) + bias[j] for j < nb, rounded to Src. Where V reduces a
 // register's worth of accumulators at once (hsums, AVX2 and AVX-512: lane j ← acc[j]'s sum, a few
 // shuffles for all), that replaces a reduction per output, the dot kernels' main cost at small K
@@ -122,8 +135,9 @@ void dot_short_rows(int64_t n, int64_t k, const Src* x, const Src* w, int64_t ld
 // the register came from). W in cache, one process alternating both (Zen 4): 7-8 rows × 512² to
 // 4096 × 1024 1.15-1.41x as fast in float32 and float64, 3-6 rows even; W streaming from memory
 // 0.68-0.80x. So only a single block of 7-8 rows holds X, and only where W is in cache.
+// PadRows: a single block of MB > m rows (dot_stream_block_rows).
 template <typename V, typename Src, int NB, int MB, int SingleRows = MB - 1, int SingleAcc = NB * MB,
-          bool HoldX = false>
+          bool HoldX = false, bool PadRows = false>
 void simd_dot_kernel(int64_t m, int64_t n, int64_t k, int64_t kc, bool w_streams, const Src* x, int64_t ldx,
                      const Src* w, int64_t ldw, const typename V::T* bias, Src* y, int64_t ldy) {
   // One row of X against rows of W of one or two loads, where V loads them masked (float/double,
@@ -133,17 +147,19 @@ void simd_dot_kernel(int64_t m, int64_t n, int64_t k, int64_t kc, bool w_streams
     if (m == 1 && k <= values_per_load<V>()) return dot_short_rows<V, 1>(n, k, x, w, ldw, bias, y);
     if (m == 1 && k <= 2 * values_per_load<V>()) return dot_short_rows<V, 2>(n, k, x, w, ldw, bias, y);
   }
-  // Up to SingleRows rows of X: one block of just those rows, with as many rows of W as SingleAcc
-  // accumulators allow. Repeating the last X row up to MB wastes FMAs, and batch 1-3 is bound by
-  // W's stream, which more W rows read in parallel (more streams for the prefetchers) make faster:
-  // 11-20% at batch 1-3 × 4096² (Zen 3). Where the registers hold more accumulators than the MB×NB
-  // block (AVX-512: 24), one block of up to 8 rows, its X rows read from L2, beat MB-row blocks that
-  // walk k in chunks and park their sums (below): 4-8 rows × 4096² 1.05-1.3x as fast in float32,
-  // float64 and bfloat16 (Zen 4; 6 × 4 accumulators at 4 rows, 3 × 8 at 8).
+  // Up to SingleRows rows of X: one block of just those rows (but dot_stream_block_rows), with as
+  // many rows of W as SingleAcc accumulators allow. Repeating the last X row up to MB wastes FMAs,
+  // and batch 1-3 is bound by W's stream, which more W rows read in parallel (more streams for the
+  // prefetchers) make faster: 11-20% at batch 1-3 × 4096² (Zen 3). Where the registers hold more
+  // accumulators than the MB×NB block (AVX-512: 24), one block of up to 8 rows, its X rows read from
+  // L2, beat MB-row blocks that walk k in chunks and park their sums (below): 4-8 rows × 4096²
+  // 1.05-1.3x as fast in float32, float64 and bfloat16 (Zen 4; 6 × 4 accumulators at 4 rows, 3 × 8
+  // at 8).
   // The bits are the same: each output is still one accumulator's lanes summed in k order.
   if (m <= SingleRows) {
     with_rows<SingleRows + 1>(m, [&]<int R>() {
       constexpr int kNB = dot_nb_for_rows(SingleAcc, R), kStreamNB = dot_stream_nb_for_rows<Src>(SingleAcc, R);
+      constexpr int kStreamRows = dot_stream_block_rows<Src>(SingleAcc, R);
       const bool long_rows = k * static_cast<int64_t>(sizeof(Src)) >= V::stream.dot_prefetch_bytes;
       if constexpr (R >= 7) {  // HoldX (above): the registers then hold X beside 24 sums and 3 rows of W
         if (!w_streams)
@@ -151,7 +167,8 @@ void simd_dot_kernel(int64_t m, int64_t n, int64_t k, int64_t kc, bool w_streams
                                                                    ldy);
       }
       if (kStreamNB != kNB && w_streams && long_rows)
-        simd_dot_kernel<V, Src, kStreamNB, R, 0>(m, n, k, kc, w_streams, x, ldx, w, ldw, bias, y, ldy);
+        simd_dot_kernel<V, Src, kStreamNB, kStreamRows, 0, kStreamNB * kStreamRows, false, (kStreamRows > R)>(
+            m, n, k, kc, w_streams, x, ldx, w, ldw, bias, y, ldy);
       else
         simd_dot_kernel<V, Src, kNB, R, 0>(m, n, k, kc, w_streams, x, ldx, w, ldw, bias, y, ldy);
     });
@@ -184,9 +201,10 @@ void simd_dot_kernel(int64_t m, int64_t n, int64_t k, int64_t kc, bool w_streams
       // of W, over k in [p0, p1): a block of R rows runs R·NB FMAs per step, not MB·NB.
       int64_t i0 = 0, blk = 0;
       const auto rows_block = [&]<int R>() {
+        // PadRows: rows past m re-read the last row of X, and their sums are dropped.
         const Src* xr[R];
 #pragma GCC unroll 8
-        for (int ii = 0; ii < R; ++ii) xr[ii] = x + (i0 + ii) * ldx;
+        for (int ii = 0; ii < R; ++ii) xr[ii] = x + (PadRows ? std::min(i0 + ii, m - 1) : i0 + ii) * ldx;
 
         Reg acc[R][NB];
 #pragma GCC unroll 8
@@ -227,10 +245,15 @@ void simd_dot_kernel(int64_t m, int64_t n, int64_t k, int64_t kc, bool w_streams
         }
         if (k_full < k) step(k_full, static_cast<int>(k - k_full));
 
-        for (int ii = 0; ii < R; ++ii) store_sums<V>(acc[ii], nb, bias ? bias + j0 : nullptr, y + (i0 + ii) * ldy + j0);
+        for (int ii = 0; ii < R && (!PadRows || i0 + ii < m); ++ii)
+          store_sums<V>(acc[ii], nb, bias ? bias + j0 : nullptr, y + (i0 + ii) * ldy + j0);
       };
-      for (; i0 + MB <= m; i0 += MB, ++blk) rows_block.template operator()<MB>();
-      with_rows<MB>(m - i0, rows_block);
+      if constexpr (PadRows) {
+        rows_block.template operator()<MB>();
+      } else {
+        for (; i0 + MB <= m; i0 += MB, ++blk) rows_block.template operator()<MB>();
+        with_rows<MB>(m - i0, rows_block);
+      }
     }
   }
 }
