@@ -33,6 +33,8 @@ def _library():
     lib.read_gbs.argtypes = [ctypes.c_int, ctypes.c_long, ctypes.c_int]
     lib.read_seconds.restype = ctypes.c_double
     lib.read_seconds.argtypes = [ctypes.c_void_p, ctypes.c_long, ctypes.c_int]
+    lib.read_xor.restype = ctypes.c_uint
+    lib.read_xor.argtypes = [ctypes.c_void_p, ctypes.c_long]
     return lib
 
 
@@ -52,6 +54,13 @@ def read_seconds(tensor, threads):
     any dtype will do."""
     assert tensor.is_contiguous() and tensor.device.type == "cpu"
     return _library().read_seconds(tensor.data_ptr(), tensor.nbytes // 4, threads)
+
+
+def read_xor(tensor):
+    """The XOR of a contiguous CPU tensor's 32-bit words as read_seconds's loop reads them (one thread;
+    the last nbytes % 4 bytes unread): what shows that every word is read."""
+    assert tensor.is_contiguous() and tensor.device.type == "cpu"
+    return _library().read_xor(tensor.data_ptr(), tensor.nbytes // 4)
 
 
 def measure(threads_list, iters=600_000_000 // 12, read_floats=256 << 20, runs=7):

@@ -67,6 +67,19 @@ def test_timer_runs_before_ahead_of_every_timed_call():
     assert calls[1::2].count("a") == calls[1::2].count("b") == 2 + 1 + 5  # warm-up, probe, reps
 
 
+@pytest.mark.parametrize("words", [0, 1, 15, 16, 127, 128, 129, 8 * 16 * 37 + 5, 1 << 20])
+def test_the_reference_read_loads_every_word_once(words):
+    """read_seconds's loop (eight streams in step, a line each, and the words after the last whole
+    line of each stream) folds to the XOR of all the words: none skipped, none read twice."""
+    np = pytest.importorskip("numpy")
+    bench_linear = bench_module()
+    if not bench_linear.machine_peaks.can_time_reads():
+        pytest.skip("the pure reads are AVX2 code")
+    words_of = torch.randint(-(1 << 31), 1 << 31, (words + 1,), dtype=torch.int64).to(torch.int32)[1:]  # unaligned
+    expected = int(np.bitwise_xor.reduce(words_of.numpy().view(np.uint32), initial=np.uint32(0)))
+    assert bench_linear.machine_peaks.read_xor(words_of) == expected
+
+
 def test_bench_rows_carry_bandwidth_share_where_the_weight_stream_bounds_them(num_threads):
     """%bw (our bytes per second over those of a pure read of W in the same reps, median of each rep's
     ratio) and the read's GB/s on the rows that stream a W as large as L3 at batch ≤ 16, and only
