@@ -47,7 +47,7 @@ double fma_gflops(int threads, long iters, int isa_bits, int dtype_bytes) {
  * W our forward streamed at 46.6. Eight prefetched streams read at least as fast as one in every
  * run measured (Zen 4, 64 MiB, evicted first): 1 thread 28.4-29.1 GB/s against 26.1-28.0,
  * 2 threads 34.9-36.3 against 33.0-34.1, and 51.7-56.0 against 40.0-45.8 in a faster minute;
- * four streams read less than one, 2048-8192 bytes ahead and 16 streams the same. */
+ * four streams read less than one on 1 thread; 2048-8192 bytes ahead and 16 streams the same. */
 #define READ_STREAMS 8
 #define PREFETCH_BYTES 2048
 

@@ -135,7 +135,9 @@ void dot_short_rows(int64_t n, int64_t k, const Src* x, const Src* w, int64_t ld
 // the register came from). W in cache, one process alternating both (Zen 4): 7-8 rows × 512² to
 // 4096 × 1024 1.15-1.41x as fast in float32 and float64, 3-6 rows even; W streaming from memory
 // 0.68-0.80x. So only a single block of 7-8 rows holds X, and only where W is in cache.
-// PadRows: a single block of MB > m rows (dot_stream_block_rows).
+// PadRows: a single block of MB > m rows (dot_stream_block_rows). A flag rather than every single
+// block: clamping the rows of X in all of them changed GCC's register allocation in the 2-3 row
+// loops (their W row pointers went to the stack), 3% slower there.
 template <typename V, typename Src, int NB, int MB, int SingleRows = MB - 1, int SingleAcc = NB * MB,
           bool HoldX = false, bool PadRows = false>
 void simd_dot_kernel(int64_t m, int64_t n, int64_t k, int64_t kc, bool w_streams, const Src* x, int64_t ldx,
