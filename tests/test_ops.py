@@ -213,15 +213,18 @@ def test_backward_input_streams_a_weight_larger_than_l3(M, layout, dtype):
     at a time with dY's values as broadcast operands (rowstream_operand_group), where float32 and
     float64 with W in cache hold them in registers. A column-major W goes in chunks of a few full
     rows (the skinny loops): row slivers of 6, 6 and 4 rows. Both with a 3-column vector tail and
-    thousands of rows. Up to 8 rows, the row-major result's first 300 columns are also compared bit
-    for bit with those computed from W's first 300 columns alone, which stay in cache: each output
-    sums its products in W's row order either way."""
+    thousands of rows. A row-major W that streams is summed in two halves of its rows, added at the
+    end (gemm.cpp: run_rowstream_halves): up to 8 rows of float32 and float64, the first 300 columns
+    are also compared bit for bit with the sum of the two halves computed from their first 300
+    columns alone, which stay in cache: each output sums its products in W's row order either way."""
     n = 1027
     rows = _C.cpu_l3_bytes() // (n * torch.finfo(dtype).bits // 8) + 3
     dy, w = rand(M, rows, dtype=dtype, device="cpu"), as_layout(rand(rows, n, dtype=dtype, device="cpu"), layout)
     check_backward_input(dy, w)
-    if layout == "contiguous" and M <= 8:
-        assert torch.equal(ops.linear_backward_input(dy, w)[:, :300], ops.linear_backward_input(dy, w[:, :300]))
+    if layout == "contiguous" and M <= 8 and dtype in (torch.float32, torch.float64):
+        h = rows // 2
+        halves = ops.linear_backward_input(dy[:, :h], w[:h, :300]) + ops.linear_backward_input(dy[:, h:], w[h:, :300])
+        assert torch.equal(ops.linear_backward_input(dy, w)[:, :300], halves)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -339,6 +342,25 @@ def test_cpu_results_identical_across_thread_counts(num_threads, dtype):
     num_threads(2)
     for a, b_ in zip(single, run()):
         assert torch.equal(a, b_)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M", [1, 6, 16])
+@pytest.mark.parametrize("n", [40, 1027])
+def test_backward_input_streaming_weight_identical_across_thread_counts(num_threads, M, n, dtype):
+    """dY·W with a W too large for L3: its two halves of rows are summed apart and added, on 2 threads
+    one half each; on 3, each half's columns are split as well (units of 128 columns, the last
+    taking the rest: 131 of n = 1027), one thread taking the end of one half and the start of the
+    other. Narrow outputs (n = 40) keep their sums in registers. The same bits on 1, 2 and 3 threads,
+    and close to float64."""
+    rows = _C.cpu_l3_bytes() // (n * 4) + 3  # its float sums, at least L3's bytes
+    dy, w = rand(M, rows, dtype=dtype, device="cpu"), rand(rows, n, dtype=dtype, device="cpu")
+    check_backward_input(dy, w)
+    num_threads(1)
+    single = ops.linear_backward_input(dy, w)
+    for threads in (2, 3):
+        num_threads(threads)
+        assert torch.equal(ops.linear_backward_input(dy, w), single), f"{threads} threads"
 
 
 # --- Rounding of 16-bit outputs ----------------------------------------------------------------------

@@ -141,6 +141,7 @@ constexpr DotMinDepth kDotMinDepthZen3 = dot_min_depth_per_row(8);
 // of up to kRowStreamMaxRows, each loading a B vector once; gemm.cpp runs it for up to that many
 // rows, and for up to kSkinnyRows when B streams from memory.
 // b_streams: B is too large for L3 (block_sizes.h: streams_b) and is read from memory once.
+// y null: nothing is stored, the sums (without bias) stay in acc, rows rowstream_acc_stride(n) apart.
 template <typename T, typename acc_t>
 using RowStreamFn = void (*)(int64_t m, int64_t n, int64_t k, bool b_streams, const T* a, int64_t a_rs, int64_t a_cs,
                              const T* b, int64_t ldb, const acc_t* bias, T* y, int64_t ldy, acc_t* acc);

@@ -161,10 +161,12 @@ int equal_block_rows(int rows, int block) {
   return (rows + blocks - 1) / blocks;
 }
 
-// y[i·ldy + j] = acc[i·acc_ld + j] (+ bias[j]), rounded to Src, for i < rows, j < n.
+// y[i·ldy + j] = acc[i·acc_ld + j] (+ bias[j]), rounded to Src, for i < rows, j < n; nothing
+// where y is null (the sums stay in acc).
 template <typename V, typename Src>
 void store_rowstream_acc(int rows, int64_t n, const typename V::T* acc, int64_t acc_ld, const typename V::T* bias,
                          Src* y, int64_t ldy) {
+  if (y == nullptr) return;
   for (int i = 0; i < rows; ++i)
     for (int64_t j = 0; j < n; ++j) y[i * ldy + j] = static_cast<Src>(bias ? acc[i * acc_ld + j] + bias[j] : acc[i * acc_ld + j]);
 }
