@@ -65,12 +65,13 @@ def test_forward_dot_products_match_float64(M, N, K, layout):
 
 
 # The input grad's row streaming on pairs (dX = dY·W, at most 8 rows of dY, or 16 when W streams
-# from memory): W's rows two at a time, so N odd leaves the last one unpaired, N < 4 fills part of
-# a sweep; K (the output width) past the narrow outputs (64), with a partial last vector; 12 rows
-# in two blocks over a W too large to stay in cache.
+# from memory): W's rows two at a time, so N odd leaves the last one unpaired, and a sweep takes 4
+# pairs (up to 4 rows of dY) or 2 (more), so N = 1-5 fills part of one and N = 19 ends in one;
+# K (the output width) past the narrow outputs (64), with a partial last vector; 12 rows in two
+# blocks over a W too large to stay in cache.
 @pytest.mark.parametrize("layout", ["contiguous", "offset", "wide"])
-@pytest.mark.parametrize("M,N,K", [(1, 1, 65), (1, 2, 100), (3, 3, 129), (2, 5, 1000), (8, 64, 80), (5, 333, 200),
-                                   (7, 1031, 257), (12, 4097, 1030)])
+@pytest.mark.parametrize("M,N,K", [(1, 1, 65), (1, 2, 100), (3, 3, 129), (2, 5, 1000), (4, 19, 300), (8, 64, 80),
+                                   (5, 333, 200), (7, 1031, 257), (12, 4097, 1030)])
 def test_input_grad_row_streaming_matches_float64(M, N, K, layout):
     dy, w = view_of(rand(M, N), layout), view_of(rand(N, K), layout)
     exact, magnitude = backward_input_reference(dy, w)
