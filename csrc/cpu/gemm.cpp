@@ -25,11 +25,11 @@
 // stays in cache when K is deep enough (DotMinDepth in kernels.h).
 // A row-major B (the input grad dY·W) runs the row-streaming kernels, B's rows passing once in
 // address order: always at kRowStreamMaxRows rows of A or fewer, and up to kSkinnyRows when B is
-// too large to stay in L3 (streams_b; a smaller B runs the packed loops, from L3), which is then
-// summed in two halves of its rows, one per thread on 2 threads. Other layouts
-// with such a B take it in chunks of a few full rows (skinny_block_sizes) so that it streams row
-// by row, reading float/double slivers in place or packing one sliver at a time into an
-// L1-resident buffer.
+// too large to stay in L3 (streams_b; a smaller B runs the packed loops, from L3). Such a B is
+// summed in two halves of its rows, one per thread on 2 threads (run_rowstream_halves). Other
+// layouts with such a B take it in chunks of a few full rows (skinny_block_sizes) so that it
+// streams row by row, reading float/double slivers in place or packing one sliver at a time into
+// an L1-resident buffer.
 // Between skinny and kInPlaceMaxRows rows of a row-major A (the input grad dY·W and the forward
 // X·Wᵀ at training batch sizes), A is not packed: run_in_place reads it where it lies, and packs B
 // one column panel at a time.
@@ -343,7 +343,7 @@ void run_rowstream(const Plan<T>& plan) {
 // rate, in others ~34), as medians per row count:
 //   float32   at ~52 GB/s 1.06-1.16x (1-6 rows: from 73-93% of a pure read of W to 85-103%), at ~34 1.00-1.03x;
 //   float64   (4096 × 2048) 1.06-1.14x, and 1.00-1.03x;
-//   bfloat16  1.03-1.56x, and 1.04-1.13x.
+//   bfloat16  1.03-1.56x, and 1.04-1.13x (with the pair kernel's sweeps of 2 pairs of that time).
 // On 1 thread 0.99-1.01x (the halves' sums are copied out and added: a pass over 3·M·N values).
 // The halves depend on the shape only, so the bits do not depend on the thread count. With more
 // threads each half's columns are split too, in units of 128 columns (the last unit also takes the

@@ -241,8 +241,8 @@ void rowstream_pairs(int64_t m, int64_t n, int64_t k, bool b_streams, const c10:
   };
   // Rows of A per block × pairs of B's rows per sweep: 16 registers of A's pairs either way. Up to 4
   // rows of A, 4 pairs (8 rows of B: more streams, and acc loaded and stored once per 8 rows of B)
-  // ran 1.14-1.44x as fast as 8 × 2 at 1-4 rows × 4096² on 1 thread, 1.00-1.33x on 2 (Zen 4, one process
-  // alternating both; the same bits); at 8 and 16 rows 0.91-1.07x: more rows keep 8 × 2.
+  // ran 1.14-1.44x as fast as 8 × 2 at 1-4 rows × 4096² on 1 thread, 1.00-1.33x on 2 (Zen 4, one
+  // process alternating both; the same bits); at 8 and 16 rows 0.91-1.07x: more rows keep 8 × 2.
   if (rows <= 4) sweeps.template operator()<4, 4>();
   else sweeps.template operator()<8, 2>();
   store_rowstream_acc<Bf16Pairs>(rows, n, acc, acc_ld, bias, y, ldy);
