@@ -312,25 +312,34 @@ void run_dot(const Plan<T>& plan) {
   });
 }
 
+// The row-streaming kernel over rows [p0, p1) of B (and the matching columns of A) and columns
+// [j0, j1): C's columns get the sums (+ bias), or with store false nothing is stored and the sums
+// stay in the returned acc, rows rowstream_acc_stride(j1 - j0) apart (the calling thread's scratch).
+// acc lies half a page from B's row: the sweeps store each vector of acc a few hundred bytes behind
+// the B vectors they load, and with the two within about 512 bytes of each other (mod 4 KiB), 6-16
+// rows × 4096² ran 1.2-1.6x slower (Zen 4, 1 and 2 threads, float32 and float64; one process timing
+// every offset in turn). At 1-5 rows, and for widths that are not a multiple of a page, no offset
+// measured more than 10% from the fastest.
+template <typename T>
+at::opmath_type<T>* stream_rows(const Plan<T>& plan, int64_t p0, int64_t p1, int64_t j0, int64_t j1, bool store) {
+  using acc_t = at::opmath_type<T>;
+  const GemmProblem<T>& pr = plan.problem;
+  const T* b = pr.b.base + p0 * pr.b.layout.rs + j0 * pr.b.layout.cs;
+  acc_t* acc = tls_rowstream_acc.get_half_a_page_from<acc_t>(b, pr.m() * rowstream_acc_stride<acc_t>(j1 - j0));
+  plan.rowstream(pr.m(), j1 - j0, p1 - p0, plan.skinny, pr.a.base + p0 * pr.a.layout.cs, pr.a.layout.rs,
+                 pr.a.layout.cs, b, pr.b.layout.rs, store && plan.bias ? plan.bias + j0 : nullptr,
+                 store ? pr.c + j0 : nullptr, pr.ldc, acc);
+  return acc;
+}
+
 // Fewest rows with row-major B: B's rows stream through once. A thread's columns are at least half
 // the grain (128), more than the kernel's narrow outputs (at most four vectors, 64 floats), which
 // sum in another order: so each output's order is the same on any number of threads.
 template <typename T>
 void run_rowstream(const Plan<T>& plan) {
-  using acc_t = at::opmath_type<T>;
   const GemmProblem<T>& pr = plan.problem;
-  const auto rowstream = plan.rowstream;
-  parallel_over_columns(pr.m(), pr.n(), pr.k(), 256, [&](int64_t j0, int64_t j1) {
-    // acc half a page from B's row: the sweeps store each vector of acc a few hundred bytes behind
-    // the B vectors they load, and with the two within about 512 bytes of each other (mod 4 KiB),
-    // 6-16 rows × 4096² ran 1.2-1.6x slower (Zen 4, 1 and 2 threads, float32 and float64; one
-    // process timing every offset in turn). At 1-5 rows, and for widths that are not a multiple of
-    // a page, no offset measured more than 10% from the fastest.
-    const T* b = pr.b.base + j0 * pr.b.layout.cs;
-    acc_t* acc = tls_rowstream_acc.get_half_a_page_from<acc_t>(b, pr.m() * rowstream_acc_stride<acc_t>(j1 - j0));
-    rowstream(pr.m(), j1 - j0, pr.k(), plan.skinny, pr.a.base, pr.a.layout.rs, pr.a.layout.cs, b, pr.b.layout.rs,
-              plan.bias ? plan.bias + j0 : nullptr, pr.c + j0, pr.ldc, acc);
-  });
+  parallel_over_columns(pr.m(), pr.n(), pr.k(), 256,
+                        [&](int64_t j0, int64_t j1) { stream_rows(plan, 0, pr.k(), j0, j1, true); });
 }
 
 // A B that streams from memory is summed in two halves of its rows, each on its own, and the output
@@ -361,9 +370,6 @@ template <typename T>
 void run_rowstream_halves(const Plan<T>& plan) {
   using acc_t = at::opmath_type<T>;
   const GemmProblem<T>& pr = plan.problem;
-  const MatrixRef<T>& A = pr.a;
-  const MatrixRef<T>& B = pr.b;
-  const auto rowstream = plan.rowstream;
   const int64_t M = pr.m(), N = pr.n(), K = pr.k();
   const int64_t k_half = K / 2;
   constexpr int64_t kUnit = 128;
@@ -378,12 +384,8 @@ void run_rowstream_halves(const Plan<T>& plan) {
       const int64_t last = std::min(u1, (half + 1) * units) - half * units;
       if (first >= last) continue;
       const int64_t j0 = first * kUnit, j1 = last == units ? N : last * kUnit;
-      const int64_t p0 = half == 0 ? 0 : k_half, p1 = half == 0 ? k_half : K;
-      const T* b = B.base + p0 * B.layout.rs + j0;
+      const acc_t* acc = stream_rows(plan, half == 0 ? 0 : k_half, half == 0 ? k_half : K, j0, j1, false);
       const int64_t acc_ld = rowstream_acc_stride<acc_t>(j1 - j0);
-      acc_t* acc = tls_rowstream_acc.get_half_a_page_from<acc_t>(b, M * acc_ld);  // as run_rowstream
-      rowstream(M, j1 - j0, p1 - p0, plan.skinny, A.base + p0 * A.layout.cs, A.layout.rs, A.layout.cs, b, B.layout.rs,
-                nullptr, nullptr, 0, acc);
       for (int64_t i = 0; i < M; ++i)
         std::memcpy(sums + (half * M + i) * N + j0, acc + i * acc_ld, (j1 - j0) * sizeof(acc_t));
     }
